@@ -1,0 +1,56 @@
+# Validation, the study registry, and input functions. Parsed before any rule: a bad config
+# stops here, before any job starts, with one line per problem.
+import sys
+
+from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.studies import get_study
+
+try:
+    _validated = validate_config(config)
+except ConfigError as error:
+    sys.stderr.write(f"\nScaling Atlas: {error}\nNo job was started; fix the config and rerun.\n")
+    sys.exit(1)
+config.clear()
+config.update(_validated)
+
+STUDIES = {name: get_study(name, config) for name in config["studies"]}
+SHARDS = {name: list(study.shards()) for name, study in STUDIES.items()}
+
+
+wildcard_constraints:
+    study=r"[A-Za-z0-9_]+",
+    shard=r"[A-Za-z0-9_-]+",
+    figure=r"[a-z0-9_]+",
+
+
+def shard_results(wildcards):
+    """Every shard result of a study: the inputs of its cube."""
+    return expand(
+        "results/{study}/shards/{shard}.nc", study=wildcards.study, shard=SHARDS[wildcards.study]
+    )
+
+
+def checkpoint_dir(wildcards):
+    """Undeclared per-shard checkpoint folder: survives Snakemake deleting outputs on rerun."""
+    return f"resources/ckpt/{wildcards.study}/{wildcards.shard}"
+
+
+def figure_caption(wildcards):
+    return STUDIES[wildcards.study].figures[wildcards.figure]
+
+
+def study_outputs(name):
+    outputs = [
+        f"results/{name}/manifest.tsv",
+        f"results/{name}/cube.nc",
+        f"results/{name}/fits.nc",
+        f"results/{name}/claims.csv",
+        f"results/{name}/claims.md",
+    ]
+    for figure in STUDIES[name].figures:
+        outputs += [f"results/{name}/figures/{figure}.{ext}" for ext in ("png", "pdf")]
+    return outputs
+
+
+def all_targets(wildcards):
+    return [path for name in STUDIES for path in study_outputs(name)]

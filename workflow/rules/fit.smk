@@ -1,0 +1,13 @@
+rule fit_laws:
+    input:
+        cube="results/{study}/cube.nc",
+    output:
+        "results/{study}/fits.nc",
+    log:
+        "logs/{study}/fit_laws.log",
+    benchmark:
+        "results/{study}/benchmarks/fit_laws.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/fit_laws.py"

@@ -1,0 +1,41 @@
+"""One look for every figure, and saving to PNG and PDF together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: workflow jobs and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4, **kw):
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+            layout="constrained", **kw,
+        )
+    return fig, axes
+
+
+def save_figure(fig, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
+    for path in (png_path, pdf_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with plt.rc_context(STYLE):
+            fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,22 @@
+"""Study registry: study kind → class. Add a study by adding its module here; no new rules."""
+
+from __future__ import annotations
+
+
+def _registry() -> dict[str, type]:
+    from scaling_atlas.studies.superposition import SuperpositionStudy
+
+    return {cls.kind: cls for cls in (SuperpositionStudy,)}
+
+
+def study_class(kind: str) -> type:
+    registry = _registry()
+    if kind not in registry:
+        raise KeyError(f"unknown study kind {kind!r}; known: {', '.join(sorted(registry))}")
+    return registry[kind]
+
+
+def get_study(name: str, config: dict):
+    """The study instance ``name`` of a validated config."""
+    section = config["studies"][name]
+    return study_class(section["kind"])(name, section, config)

@@ -1,0 +1,110 @@
+"""The study interface: everything the workflow needs to know about one study.
+
+The rules and the Snakefile only ever call these methods, with the study instance's name as the
+``{study}`` wildcard; nothing study-specific lives in the workflow. A new study is one module
+subclassing :class:`Study`, registered in ``scaling_atlas.studies.REGISTRY``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar, Hashable
+
+import pandas as pd
+import torch
+import xarray as xr
+from matplotlib.figure import Figure
+
+from scaling_atlas.claims import Claim
+from scaling_atlas.provenance import provenance
+from scaling_atlas.runs import Run, group_into_shards
+
+
+class Study(ABC):
+    """One study instance: a kind (the module) plus its validated config section."""
+
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    #: figure name → caption; each is drawn by the method ``figure_<name>(cube, fits)``
+    figures: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str, section: dict, config: dict):
+        self.name = name
+        self.cfg = section
+        self.config = config
+
+    # ---- config ------------------------------------------------------------------------------
+    @property
+    def preset(self) -> str:
+        return self.config.get("preset", "custom")
+
+    def validate(self) -> list[str]:
+        """Cross-key problems the schema cannot express, as ``key: problem (rule: …)`` lines."""
+        return []
+
+    # ---- grid ----------------------------------------------------------------------------------
+    @abstractmethod
+    def runs(self) -> list[Run]:
+        """Every run of the grid, each with a stable id from its scientific parameters."""
+
+    @abstractmethod
+    def shape_key(self, run: Run) -> Hashable:
+        """Runs with equal keys can train together in one batched program."""
+
+    def shard_label(self, run: Run) -> str:
+        return "shard"
+
+    def shards(self) -> dict[str, list[Run]]:
+        return group_into_shards(
+            self.runs(), self.shape_key, self.shard_label, self.cfg.get("max_runs_per_shard", 8)
+        )
+
+    def manifest(self) -> pd.DataFrame:
+        """One row per run: id, shard and parameters (the data-preparation product)."""
+        rows = [
+            {"run_id": run.run_id, "shard": shard, **run.params}
+            for shard, runs in self.shards().items()
+            for run in runs
+        ]
+        return pd.DataFrame(rows)
+
+    # ---- training ------------------------------------------------------------------------------
+    @abstractmethod
+    def train_shard(
+        self, runs: list[Run], device: torch.device, ckpt_dir: Path, batching: str,
+        log: Callable[[str], None],
+    ) -> xr.Dataset:
+        """Train the runs of one shard; return per-run results along a ``run`` dim."""
+
+    # ---- analysis ------------------------------------------------------------------------------
+    @abstractmethod
+    def assemble(self, shard_results: list[xr.Dataset]) -> xr.Dataset:
+        """Combine shard results into the study's cube (named dims, units, long names)."""
+
+    @abstractmethod
+    def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
+        """The study's law fits, as a Dataset."""
+
+    def draw_figure(self, name: str, cube: xr.Dataset, fits: xr.Dataset) -> Figure:
+        if name not in self.figures:
+            raise KeyError(f"study {self.name!r} has no figure {name!r}")
+        return getattr(self, f"figure_{name}")(cube, fits)
+
+    @abstractmethod
+    def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
+        """The paper's claims with our values, tolerances and verdicts."""
+
+    def provenance(self, device: str = "") -> dict[str, str]:
+        seeds = sorted({run.params.get("seed") for run in self.runs()})
+        return provenance(self.cfg, self.preset, device=device, seeds=seeds)
+
+
+def group_for_device(runs: list[Run], device: torch.device, batching: str) -> list[list[Run]]:
+    """How a shard's runs are trained: all at once (GPU) or one after another (CPU).
+
+    On a CPU the toy step is memory-bound, so stacking models only adds traffic (benchmarks/);
+    on a GPU one batched program keeps the device busy. ``batching`` overrides the choice.
+    """
+    batched = batching == "batched" or (batching == "auto" and device.type == "cuda")
+    return [runs] if batched else [[run] for run in runs]

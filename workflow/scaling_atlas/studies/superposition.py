@@ -1,0 +1,606 @@
+"""Superposition yields robust neural scaling (Liu, Liu & Gore 2025): the toy-model study.
+
+Grid: frequency profile (dist, α) × weight decay γ × activation density E × width m × seed.
+Each run trains the ReLU-output toy model of ``scaling_atlas.models.superposition_toy``; the
+cube holds final losses (paper units), representation metrics, loss curves and row-norm
+histograms; the fits give the width exponent α_m per (dist, α, γ, E); the claims compare α_m,
+overlaps and represented fractions with ``shared/reference/superposition.md`` §10.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Hashable
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from scaling_atlas.claims import Claim
+from scaling_atlas.cubes import grid_from_records
+from scaling_atlas.figures import new_figure
+from scaling_atlas.laws import PowerLaw, fit_power_law_over
+from scaling_atlas.models import superposition_toy as toy
+from scaling_atlas.runs import Run, stable_id
+from scaling_atlas.studies.base import Study, group_for_device
+from scaling_atlas.train import checkpoint
+from scaling_atlas.train.device import run_generator
+
+GRID_DIMS = ["dist", "alpha", "gamma", "density", "m", "seed"]
+NORM_BINS = torch.linspace(0.0, 2.0, 41, dtype=torch.float64)  # row-norm histogram, width 0.05
+PAPER = {"batch_size": 2048, "lr": 0.01, "seeds": 1}
+
+SCALARS = {  # name → (long_name, units)
+    "loss_eval": ("final loss on fresh samples, sum over features (paper units)", "1"),
+    "loss_last": ("mean training loss of the last steps, sum over features (paper units)", "1"),
+    "loss_last_std": ("standard deviation of the last training-step losses (paper units)", "1"),
+    "phi_half": ("represented fraction φ½ = #{‖W_i‖ > 1/2}/n", "1"),
+    "phi_one": ("strongly represented fraction φ₁ = #{‖W_i‖ > 1}/n", "1"),
+    "mean_sq_overlap": ("mean squared overlap (Ŵ_i·Ŵ_j)², all pairs i ≠ j", "1"),
+    "sq_overlap_var": ("variance of the squared overlaps, all pairs", "1"),
+    "mean_sq_overlap_strong": ("mean squared overlap among rows with ‖W_i‖ > 1", "1"),
+    "sq_overlap_var_strong": ("variance of the squared overlaps among rows with ‖W_i‖ > 1", "1"),
+    "loss_unlearned": ("loss predicted from unlearned features, ⟨v²⟩ Σ_{i > φ½ n} p_i", "1"),
+    "train_seconds": ("wall-clock training time of the run", "s"),
+}
+COORD_ATTRS = {
+    "dist": ("feature-frequency profile", "1"),
+    "alpha": ("data exponent α of p_i ∝ i^(−α) (NaN for non-power profiles)", "1"),
+    "gamma": ("signed weight decay γ", "1"),
+    "density": ("activation density E = Σ p_i", "1"),
+    "m": ("hidden width m", "1"),
+    "seed": ("replicate seed", "1"),
+    "step": ("optimiser step (end of a log-spaced bin)", "1"),
+    "norm_bin": ("row-norm bin centre", "1"),
+}
+
+
+class SuperpositionStudy(Study):
+    kind = "superposition"
+    title = "Superposition yields robust neural scaling (Liu, Liu & Gore 2025)"
+    figures = {
+        "loss_vs_m": "Final loss (paper units, fresh samples) against width m in the strong (most "
+        "negative γ) and weak (most positive γ) regimes, one line per α, mean ± sd over seeds; "
+        "dashed: the log-log power-law fit whose exponent α_m is in the legend.",
+        "alpha_m_vs_alpha": "Width exponent α_m (log-log fit of the seed-mean loss, ± standard "
+        "error) against the data exponent α for each γ, with the theory lines α_m = 1 (strong), "
+        "α − 1 (weak) and the conjectured upper line 2(α − 1).",
+        "phi_half_vs_gamma": "Represented fraction φ½ against weight decay γ, one line per width; "
+        "dotted: m/n, the weak-regime expectation. φ½ ≈ 1 means strong superposition.",
+        "overlap_vs_m": "Mean squared overlap of normalised rows against m in the strong regime, "
+        "one line per α (solid: all rows; dotted: rows with norm > 1), with the 1/m line.",
+        "alpha_m_heatmap": "α_m over (γ, α): strong superposition (γ < 0) gives α_m near 1 "
+        "whatever α; weak superposition tracks α − 1.",
+        "norm_histogram": "Distribution of row norms ‖W_i‖ at the largest width, strong vs weak "
+        "regime: bimodal, near 0 (not represented) and near 1 (represented).",
+    }
+
+    # ---- config ------------------------------------------------------------------------------
+    def frequency_profiles(self) -> list[tuple[str, float]]:
+        """(dist, α) pairs of the grid; α is NaN for profiles without an exponent."""
+        profiles = []
+        for dist in self.cfg["distributions"]:
+            alphas = self.cfg["alphas"] if dist == "power" else [math.nan]
+            profiles += [(dist, float(a)) for a in alphas]
+        return profiles
+
+    def probabilities(self, dist: str, alpha: float, density: float = 1.0) -> torch.Tensor:
+        return toy.feature_probabilities(
+            self.cfg["n"], dist, alpha, density, exp_scale=self.cfg["exp_scale"]
+        )
+
+    def validate(self) -> list[str]:
+        cfg, problems = self.cfg, []
+        n = cfg["n"]
+        too_wide = [m for m in cfg["widths"] if m > n]
+        if too_wide:
+            problems.append(
+                f"widths: m = {too_wide} exceed n = {n}; the toy model compresses n features "
+                "into m ≤ n dimensions (rule: m ≤ n)"
+            )
+        fit_widths = [m for m in cfg["widths"] if m >= cfg["fit_min_m"]]
+        if len(fit_widths) < 2:
+            problems.append(
+                f"widths: only {len(fit_widths)} width(s) ≥ fit_min_m = {cfg['fit_min_m']}; "
+                "α_m needs at least 2 (rule: ≥ 2 fitted widths)"
+            )
+        for key in ("last_steps", "curve_points"):
+            if cfg[key] > cfg["steps"]:
+                problems.append(
+                    f"{key}: {cfg[key]} exceeds steps = {cfg['steps']} (rule: {key} ≤ steps)"
+                )
+        for dist, alpha in self.frequency_profiles():
+            p1 = float(self.probabilities(dist, alpha)[0])
+            for density in cfg["densities"]:
+                if density > 1.0 / p1 + 1e-9:
+                    where = f"dist {dist}" + ("" if math.isnan(alpha) else f", α = {alpha}")
+                    problems.append(
+                        f"densities: E = {density} is impossible for {where} at n = {n}: the "
+                        f"most frequent feature would fire with probability > 1; needs "
+                        f"E ≤ 1/p_1 = {1.0 / p1:.4g} (rule: E ≤ 1/p_1)"
+                    )
+        return problems
+
+    # ---- grid ----------------------------------------------------------------------------------
+    def learning_rates(self, m: int) -> tuple[float, float]:
+        cfg = self.cfg
+        if cfg["lr_rule"] == "width_scaled":  # the authors' n = 10240 rule (exp-17)
+            return cfg["lr"] * (8.0 / m) ** 0.25, 2.0 / m
+        return cfg["lr"], cfg["lr_bias"] if cfg["lr_bias"] is not None else cfg["lr"]
+
+    def runs(self) -> list[Run]:
+        cfg = self.cfg
+        runs = []
+        for dist, alpha in self.frequency_profiles():
+            for gamma in cfg["gammas"]:
+                for density in cfg["densities"]:
+                    for m in cfg["widths"]:
+                        lr_W, lr_b = self.learning_rates(m)
+                        for seed in cfg["seeds"]:
+                            params = {
+                                "n": cfg["n"], "m": int(m), "dist": dist,
+                                "alpha": None if math.isnan(alpha) else alpha,
+                                "exp_scale": float(cfg["exp_scale"]) if dist == "exponential" else None,
+                                "gamma": float(gamma), "density": float(density),
+                                "seed": int(seed), "seed_salt": self.config.get("seed_salt", 0),
+                                "batch_size": cfg["batch_size"], "steps": cfg["steps"],
+                                "lr_W": float(lr_W), "lr_b": float(lr_b),
+                                "warmup_fraction": float(cfg["warmup_fraction"]),
+                                "final_lr_fraction": float(cfg["final_lr_fraction"]),
+                                "eval_samples": cfg["eval_samples"],
+                                "last_steps": cfg["last_steps"], "curve_points": cfg["curve_points"],
+                            }
+                            runs.append(Run.from_params(params))
+        return runs
+
+    def shape_key(self, run: Run) -> Hashable:
+        p = run.params
+        return (p["n"], p["m"], p["batch_size"], p["steps"], p["warmup_fraction"],
+                p["final_lr_fraction"], p["eval_samples"], p["last_steps"], p["curve_points"])
+
+    def shard_label(self, run: Run) -> str:
+        return f"n{run['n']}-m{run['m']}"
+
+    # ---- training ------------------------------------------------------------------------------
+    def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
+        results = []
+        for group in group_for_device(runs, device, batching):
+            results += train_group(
+                group, device, Path(ckpt_dir), self.probabilities, log,
+                checkpoint_every=self.cfg["checkpoint_every"],
+            )
+        return results_to_dataset(runs, results)
+
+    # ---- cube ----------------------------------------------------------------------------------
+    def assemble(self, shard_results: list[xr.Dataset]) -> xr.Dataset:
+        records = pd.concat([_records(ds) for ds in shard_results], ignore_index=True)
+        steps = shard_results[0]["step"].to_numpy()
+        centres = 0.5 * (NORM_BINS[1:] + NORM_BINS[:-1]).numpy()
+        cube = grid_from_records(
+            records, GRID_DIMS, SCALARS,
+            arrays={"loss_curve": ("step", steps), "norm_hist": ("norm_bin", centres)},
+        )
+        n = self.cfg["n"]
+        cube["loss_eval_per_element"] = cube["loss_eval"] / n
+        cube["loss_last_per_element"] = cube["loss_last"] / n
+        for name, (long_name, units) in SCALARS.items():
+            cube[name].attrs.update(long_name=long_name, units=units)
+        for name in ("loss_eval", "loss_last", "loss_curve"):
+            cube[name].attrs["loss_convention"] = "paper: sum over the n features, mean over samples"
+        cube["loss_eval_per_element"].attrs.update(
+            long_name="final loss on fresh samples, mean over features (authors' nn.MSELoss units)",
+            units="1", loss_convention="code: mean over samples and features = paper / n",
+        )
+        cube["loss_last_per_element"].attrs.update(
+            long_name="mean training loss of the last steps, mean over features (code units)",
+            units="1",
+        )
+        cube["loss_curve"].attrs.update(
+            long_name="training loss, mean over each log-spaced bin of steps (paper units)", units="1"
+        )
+        cube["norm_hist"].attrs.update(
+            long_name="fraction of rows per row-norm bin (bin width 0.05; last bin includes ≥ 2)",
+            units="1",
+        )
+        for name, (long_name, units) in COORD_ATTRS.items():
+            cube[name].attrs.update(long_name=long_name, units=units)
+        cube.attrs.update(
+            title=self.title, study=self.name, n_features=n,
+            batch_size=self.cfg["batch_size"], steps=self.cfg["steps"],
+            reference="shared/reference/superposition.md",
+        )
+        return cube
+
+    # ---- fits ----------------------------------------------------------------------------------
+    def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
+        """α_m per (dist, α, γ, E): per seed and on the seed-mean loss; log-log and with offset."""
+        min_m = self.cfg["fit_min_m"]
+        parts = []
+        for estimate in ("eval", "last"):
+            loss = cube[f"loss_{estimate}"]
+            for form, offset in (("loglog", False), ("offset", True)):
+                per_seed = fit_power_law_over(loss, "m", offset=offset, min_x=min_m)
+                pooled = fit_power_law_over(loss.mean("seed"), "m", offset=offset, min_x=min_m)
+                pooled = pooled.rename({k: f"mean_{k}" for k in pooled.data_vars})
+                part = xr.merge([per_seed, pooled])
+                # ddof=1 over one seed is NaN: no spread is known then, rather than zero
+                part["alpha_m_seed_std"] = per_seed["alpha_m"].std("seed", ddof=1)
+                parts.append(part.expand_dims(estimate=[estimate], form=[form]))
+        fits = xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
+        for name in list(fits.data_vars):
+            if name.startswith("mean_"):
+                base = fits[name[5:]].attrs
+                fits[name].attrs.update(
+                    long_name=base["long_name"] + ", fitted to the seed-mean loss",
+                    units=base["units"],
+                )
+        fits["alpha_m_seed_std"].attrs.update(
+            long_name="standard deviation of per-seed α_m across seeds", units="1"
+        )
+        overlap = fit_power_law_over(cube["mean_sq_overlap"].mean("seed"), "m", min_x=min_m)
+        fits["overlap_exponent"] = overlap["alpha_m"]
+        fits["overlap_exponent"].attrs.update(
+            long_name="exponent β of mean squared overlap ∝ m^(−β) (seed mean)", units="1"
+        )
+        fits["estimate"].attrs.update(long_name="loss estimate fitted (eval: fresh samples; last: last training steps)", units="1")
+        fits["form"].attrs.update(long_name="fitted form (loglog: OLS of log L on log m, the paper's; offset: L = A m^−α + C)", units="1")
+        for name, (long_name, units) in COORD_ATTRS.items():
+            if name in fits.coords:
+                fits[name].attrs.update(long_name=long_name, units=units)
+        fits.attrs.update(title=f"{self.title}: width-exponent fits", fit_min_m=min_m)
+        return fits
+
+    # ---- claims --------------------------------------------------------------------------------
+    def regime_gammas(self, cube: xr.Dataset) -> tuple[float | None, float | None]:
+        gammas = cube["gamma"].to_numpy()
+        strong = float(gammas.min()) if gammas.min() < 0 else None
+        weak = float(gammas.max()) if gammas.max() > 0 else None
+        return strong, weak
+
+    def deviations(self) -> str:
+        cfg, notes = self.cfg, []
+        if cfg["n"] != cfg["paper_n"]:
+            notes.append(f"n = {cfg['n']} (paper {cfg['paper_n']})")
+        if cfg["steps"] != cfg["paper_steps"]:
+            notes.append(f"{cfg['steps']} steps (paper {cfg['paper_steps']}), schedule shortened")
+        if cfg["batch_size"] != PAPER["batch_size"]:
+            notes.append(f"batch {cfg['batch_size']} (paper {PAPER['batch_size']})")
+        if cfg["lr_rule"] == "constant" and cfg["lr"] != PAPER["lr"]:
+            notes.append(f"peak lr {cfg['lr']} (paper {PAPER['lr']})")
+        if len(cfg["seeds"]) != PAPER["seeds"]:
+            notes.append(f"{len(cfg['seeds'])} seeds (paper 1 replicate)")
+        return "; ".join(notes)
+
+    def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
+        common = {"preset": self.preset, "deviations": self.deviations()}
+        strong, weak = self.regime_gammas(cube)
+        power = cube.sel(dist="power") if "power" in cube["dist"] else None
+        base_density = float(cube["density"].min())
+        fit = fits.sel(estimate="eval", form="loglog", density=base_density)
+        claims = []
+
+        def alpha_m(gamma, alpha):
+            row = fit.sel(dist="power", gamma=gamma, alpha=alpha)
+            detail = f"± {float(row['mean_alpha_m_se']):.2f} SE"
+            if math.isfinite(float(row["alpha_m_seed_std"])):
+                detail += f", seed sd {float(row['alpha_m_seed_std']):.2f}"
+            return float(row["mean_alpha_m"]), detail
+
+        alphas = [] if power is None else [a for a in cube["alpha"].to_numpy() if np.isfinite(a)]
+        for alpha in alphas:
+            if strong is not None and alpha <= 1:
+                ours, detail = alpha_m(strong, alpha)
+                claims.append(Claim(
+                    f"strong_alpha_m_a{alpha:g}", f"strong regime (γ = {strong:g}), α = {alpha:g}: α_m ≈ 1",
+                    "α_m ≈ 0.8–1.1", "paper/fig", 1.0, 0.15, ours, detail, **common))
+            if weak is not None and alpha > 1:
+                ours, detail = alpha_m(weak, alpha)
+                claims.append(Claim(
+                    f"weak_alpha_m_a{alpha:g}", f"weak regime (γ = {weak:g}), α = {alpha:g}: α_m ≈ α − 1",
+                    f"α_m ≈ {alpha - 1:g}", "paper/fig", alpha - 1.0, 0.15, ours, detail, **common))
+            if strong is not None and alpha > 1:
+                ours, detail = alpha_m(strong, alpha)
+                low, high = sorted((1.0, 2.0 * (alpha - 1.0)))
+                claims.append(Claim(
+                    f"strong_steep_alpha_m_a{alpha:g}",
+                    f"strong regime (γ = {strong:g}), α = {alpha:g}: α_m between 1 and 2(α − 1)",
+                    f"{low:g} ≤ α_m ≤ {high:g} (+0.15)", "fig", (low + high) / 2,
+                    (high - low) / 2 + 0.15, ours, detail, **common))
+        if strong is not None and power is not None:
+            overlap = power.sel(gamma=strong, density=base_density)["mean_sq_overlap"].mean("seed")
+            beta = fits["overlap_exponent"].sel(dist="power", gamma=strong, density=base_density)
+            claims.append(Claim(
+                "overlap_exponent", f"strong regime (γ = {strong:g}): mean squared overlap ∝ 1/m",
+                "slope ≈ −1 against m", "fig", 1.0, 0.15,
+                float(np.nanmedian(beta)), "median over α of the exponent", **common))
+            m_times = (overlap * overlap["m"]).to_numpy()
+            claims.append(Claim(
+                "overlap_times_m", f"strong regime (γ = {strong:g}): m · mean squared overlap ≈ 1",
+                "≈ 0.1 at m = 10, ≈ 0.01 at m = 100", "fig", 1.0, 0.3,
+                float(np.nanmedian(m_times)), "median over α and m", **common))
+            phi = power.sel(gamma=strong, density=base_density)["phi_half"]
+            claims.append(Claim(
+                "phi_half_strong", f"strong regime (γ = {strong:g}): φ½ ≈ 1 (all features represented)",
+                "φ½ ≈ 1", "fig", 1.0, 0.05, float(phi.min()), "minimum over α, m, seeds", **common))
+        if weak is not None and power is not None:
+            phi = power.sel(gamma=weak, density=base_density)["phi_half"]
+            ratio = np.log2(phi * self.cfg["n"] / phi["m"]).to_numpy()
+            claims.append(Claim(
+                "phi_half_weak", f"weak regime (γ = {weak:g}): φ½ ≈ m/n (top ≈ m features represented)",
+                "φ½ ≈ m/n", "fig", 0.0, 1.0, float(np.nanmedian(ratio)),
+                "log2(φ½·n/m), median over α, m, seeds (±1 = within a factor 2)", **common))
+        return claims
+
+    # ---- figures -------------------------------------------------------------------------------
+    def _power(self, cube):
+        density = float(cube["density"].min())
+        return cube.sel(dist="power", density=density) if "power" in cube["dist"] else None
+
+    def figure_loss_vs_m(self, cube, fits):
+        strong, weak = self.regime_gammas(cube)
+        regimes = [(g, label) for g, label in ((strong, "strong"), (weak, "weak")) if g is not None]
+        fig, axes = new_figure(ncols=len(regimes), sharey=True)
+        fit = fits.sel(estimate="eval", form="loglog", density=float(cube["density"].min()))
+        for ax, (gamma, label) in zip(axes[0], regimes):
+            for dist, alpha in self.frequency_profiles():
+                sel = {"dist": dist, "alpha": alpha, "gamma": gamma, "density": float(cube["density"].min())}
+                loss = cube["loss_eval"].sel(sel)
+                mean, sd = loss.mean("seed"), loss.std("seed")
+                name = dist if math.isnan(alpha) else f"α = {alpha:g}"
+                row = fit.sel({k: v for k, v in sel.items() if k != "density"})
+                line = ax.errorbar(cube["m"], mean, yerr=sd, marker="o", ms=4, capsize=2,
+                                   label=f"{name}: α_m = {float(row['mean_alpha_m']):.2f}")
+                law = PowerLaw()
+                law.prefactor_, law.exponent_, law.offset_ = float(row["mean_prefactor"]), float(row["mean_alpha_m"]), 0.0
+                ax.plot(cube["m"], law.predict(cube["m"]), "--", color=line[0].get_color(), lw=1)
+            ax.set(xscale="log", yscale="log", xlabel="width m",
+                   title=f"{label} superposition (γ = {gamma:g})")
+            ax.legend()
+        axes[0][0].set_ylabel("final loss (sum over features)")
+        return fig
+
+    def figure_alpha_m_vs_alpha(self, cube, fits):
+        fig, axes = new_figure(width=5.2, height=3.8)
+        ax = axes[0][0]
+        fit = fits.sel(estimate="eval", form="loglog", dist="power",
+                       density=float(cube["density"].min())) if "power" in cube["dist"] else None
+        alphas = np.array([a for a in cube["alpha"].to_numpy() if np.isfinite(a)])
+        if fit is not None and len(alphas):
+            colours = _gamma_colours(cube["gamma"].to_numpy())
+            for gamma in cube["gamma"].to_numpy():
+                row = fit.sel(gamma=gamma, alpha=alphas)
+                ax.errorbar(alphas, row["mean_alpha_m"], yerr=row["mean_alpha_m_se"], marker="o",
+                            ms=4, capsize=2, color=colours[gamma], label=f"γ = {gamma:g}")
+            grid = np.linspace(0, max(2.0, alphas.max()), 50)
+            ax.plot(grid, np.ones_like(grid), "k-", lw=0.8, label="1 (strong)")
+            ax.plot(grid, grid - 1, "k--", lw=0.8, label="α − 1 (weak)")
+            ax.plot(grid, 2 * (grid - 1), "k:", lw=0.8, label="2(α − 1)")
+            ax.set_ylim(-0.2, max(2.5, float(np.nanmax(fit["mean_alpha_m"])) + 0.2))
+        ax.set(xlabel="data exponent α", ylabel="width exponent α_m")
+        ax.legend(ncol=2)
+        return fig
+
+    def figure_phi_half_vs_gamma(self, cube, fits):
+        power = self._power(cube)
+        alphas = [] if power is None else [a for a in power["alpha"].to_numpy() if np.isfinite(a)]
+        fig, axes = new_figure(ncols=max(1, len(alphas)), sharey=True, width=3.4)
+        n = self.cfg["n"]
+        colours = _width_colours(cube["m"].to_numpy())
+        for ax, alpha in zip(axes[0], alphas):
+            for m in cube["m"].to_numpy():
+                phi = power["phi_half"].sel(alpha=alpha, m=m)
+                ax.errorbar(cube["gamma"], phi.mean("seed"), yerr=phi.std("seed"), marker="o",
+                            ms=3, capsize=2, color=colours[m], label=f"m = {m}")
+                ax.axhline(m / n, color=colours[m], ls=":", lw=0.8)
+            ax.set(xlabel="weight decay γ", yscale="log", title=f"α = {alpha:g}")
+        axes[0][0].set_ylabel("represented fraction φ½")
+        axes[0][-1].legend()
+        return fig
+
+    def figure_overlap_vs_m(self, cube, fits):
+        fig, axes = new_figure(width=5.0, height=3.8)
+        ax = axes[0][0]
+        strong, _ = self.regime_gammas(cube)
+        power = self._power(cube)
+        m = cube["m"].to_numpy()
+        if strong is not None and power is not None:
+            for alpha in [a for a in power["alpha"].to_numpy() if np.isfinite(a)]:
+                sel = power.sel(gamma=strong, alpha=alpha)
+                line, = ax.plot(m, sel["mean_sq_overlap"].mean("seed"), "o-", ms=4, label=f"α = {alpha:g}")
+                ax.plot(m, sel["mean_sq_overlap_strong"].mean("seed"), ":", color=line.get_color())
+            ax.set_title(f"strong regime (γ = {strong:g})")
+        ax.plot(m, 1.0 / m, "k--", lw=1, label="1/m")
+        ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="mean squared overlap")
+        ax.legend()
+        return fig
+
+    def figure_alpha_m_heatmap(self, cube, fits):
+        fig, axes = new_figure(width=5.4, height=4.0)
+        ax = axes[0][0]
+        if "power" in cube["dist"]:
+            alphas = np.array([a for a in cube["alpha"].to_numpy() if np.isfinite(a)])
+            grid = fits["mean_alpha_m"].sel(
+                estimate="eval", form="loglog", dist="power", density=float(cube["density"].min()),
+                alpha=alphas).transpose("alpha", "gamma")
+            gammas = cube["gamma"].to_numpy()
+            image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
+                              vmin=0, vmax=max(2.0, float(np.nanmax(grid))))
+            ax.set_xticks(range(len(gammas)), [f"{g:g}" for g in gammas])
+            ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+            for (i, j), value in np.ndenumerate(grid.to_numpy()):
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                            color="white" if value < 1.2 else "black")
+            fig.colorbar(image, ax=ax, label="α_m")
+        ax.grid(False)
+        ax.set(xlabel="weight decay γ", ylabel="data exponent α")
+        return fig
+
+    def figure_norm_histogram(self, cube, fits):
+        strong, weak = self.regime_gammas(cube)
+        fig, axes = new_figure(width=5.0, height=3.4)
+        ax = axes[0][0]
+        power = self._power(cube)
+        if power is not None:
+            alphas = [a for a in power["alpha"].to_numpy() if np.isfinite(a)]
+            alpha = alphas[len(alphas) // 2]
+            m = int(cube["m"].max())
+            width = float(cube["norm_bin"][1] - cube["norm_bin"][0])
+            for gamma, label in ((strong, "strong"), (weak, "weak")):
+                if gamma is None:
+                    continue
+                hist = power["norm_hist"].sel(gamma=gamma, alpha=alpha, m=m).mean("seed")
+                ax.bar(cube["norm_bin"], hist, width=width, alpha=0.6, label=f"{label} (γ = {gamma:g})")
+            ax.set_title(f"α = {alpha:g}, m = {m}")
+        ax.axvline(0.5, color="k", ls=":", lw=0.8)
+        ax.axvline(1.0, color="k", ls="--", lw=0.8)
+        ax.set(xlabel="row norm ‖W_i‖", ylabel="fraction of rows")
+        ax.legend()
+        return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Training one group of runs (R = 1 on CPU, the whole shard on GPU)
+# ------------------------------------------------------------------------------------------------
+def run_seed(run: Run) -> int:
+    """Torch seed of a run: from its id, which already hashes seed, salt and every parameter."""
+    return int(run.run_id, 16) % (2**63)
+
+
+def train_group(
+    runs: list[Run], device: torch.device, ckpt_dir: Path,
+    probabilities: Callable[..., torch.Tensor], log: Callable[[str], None],
+    checkpoint_every: int = 0,
+) -> list[dict]:
+    """Train runs of equal shape together; resume from checkpoints; return per-run results.
+
+    ``checkpoint_every`` is an operational knob (not part of a run's id): every that many steps
+    the group's full state, generators included, is saved so a killed job resumes exactly.
+    """
+    done = {run.run_id: checkpoint.load(ckpt_dir / f"{run.run_id}.result.pt") for run in runs}
+    if all(result is not None for result in done.values()):
+        log(f"{len(runs)} run(s) already finished: {', '.join(done)}")
+        return [done[run.run_id] for run in runs]
+    first = runs[0].params
+    n, m, batch, steps = first["n"], first["m"], first["batch_size"], first["steps"]
+    warmup = round(first["warmup_fraction"] * steps)
+    p = torch.stack([
+        probabilities(r["dist"], math.nan if r["alpha"] is None else r["alpha"], r["density"])
+        for r in runs
+    ]).to(device=device, dtype=torch.float32)
+    gens = [run_generator(run_seed(run), device) for run in runs]
+    models = toy.init_models(n, m, gens, device)
+    losses = torch.zeros(len(runs), steps, device=device)
+    group_path = ckpt_dir / f"group-{stable_id({'runs': [r.run_id for r in runs]}, 8)}.pt"
+    start, elapsed = 0, 0.0
+    state = checkpoint.load(group_path, device)
+    if state is not None:
+        models = toy.ToyModels.from_state_dict(state["models"])
+        losses, start, elapsed = state["losses"], int(state["step"]), float(state["elapsed"])
+        for gen, gen_state in zip(gens, state["generators"]):
+            gen.set_state(gen_state.cpu() if device.type == "cpu" else gen_state)
+        log(f"resumed {len(runs)} run(s) at step {start}/{steps}")
+    tensor = lambda key: torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)  # noqa: E731
+    lr_W, lr_b, gamma = tensor("lr_W"), tensor("lr_b"), tensor("gamma")
+    log_every = max(1, steps // 10)
+    t0 = time.perf_counter() - elapsed
+    for step in range(start, steps):
+        batches = [toy.sample_sparse_batch(p[r], batch, gens[r]) for r in range(len(runs))]
+        loss, grad_W, grad_b = toy.loss_and_grads(models.W, models.b, batches)
+        losses[:, step] = loss
+        factor = toy.lr_factor(step, steps, warmup, first["final_lr_fraction"])
+        toy.optimizer_step(models, grad_W, grad_b, step + 1, lr_W * factor, lr_b * factor, gamma)
+        if (step + 1) % log_every == 0:
+            recent = losses[:, max(0, step + 1 - log_every): step + 1].mean(dim=1)
+            log(f"m={m} runs={len(runs)} step {step + 1}/{steps} "
+                f"loss {' '.join(f'{v:.4g}' for v in recent.tolist())} "
+                f"({time.perf_counter() - t0:.1f}s)")
+        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            checkpoint.save({
+                "models": models.state_dict(), "losses": losses, "step": step + 1,
+                "elapsed": time.perf_counter() - t0,
+                "generators": [g.get_state() for g in gens],
+            }, group_path)
+    seconds = (time.perf_counter() - t0) / len(runs)
+    results = []
+    for r, run in enumerate(runs):
+        result = finish_run(run, models.W[r], models.b[r], p[r], losses[r], gens[r], seconds)
+        checkpoint.save(result, ckpt_dir / f"{run.run_id}.result.pt")
+        results.append(result)
+    group_path.unlink(missing_ok=True)
+    return results
+
+
+def log_spaced_steps(steps: int, points: int) -> np.ndarray:
+    """End steps (1-based) of ``points`` log-spaced bins covering 1 … steps (duplicates merged)."""
+    return np.unique(np.round(np.geomspace(1, steps, points)).astype(int))
+
+
+def finish_run(run, W, b, p, losses, generator, seconds) -> dict:
+    """Per-run metrics: final losses, representation metrics, loss curve, norm histogram."""
+    prm = run.params
+    last = losses[-prm["last_steps"]:].double()
+    ends = log_spaced_steps(prm["steps"], prm["curve_points"])
+    starts = np.concatenate([[0], ends[:-1]])
+    curve = torch.stack([losses[s:e].double().mean() for s, e in zip(starts, ends)])
+    metrics = toy.weight_metrics(W, NORM_BINS)
+    represented = round(metrics["phi_half"] * prm["n"])
+    unlearned = toy.MEAN_V2 * float(p.double()[represented:].sum()) if represented < prm["n"] else 0.0
+    return {
+        "run_id": run.run_id,
+        "loss_eval": toy.evaluate_loss(W, b, p, prm["eval_samples"], generator),
+        "loss_last": float(last.mean()),
+        "loss_last_std": float(last.std()) if len(last) > 1 else 0.0,
+        "loss_unlearned": unlearned,
+        "train_seconds": seconds,
+        **{k: v for k, v in metrics.items() if k != "norm_hist"},
+        "norm_hist": metrics["norm_hist"].to(torch.float64).cpu(),
+        "loss_curve": curve.cpu(),
+        "curve_steps": torch.as_tensor(ends),
+    }
+
+
+def results_to_dataset(runs: list[Run], results: list[dict]) -> xr.Dataset:
+    """Per-run results along a ``run`` dim, with the grid parameters as coordinates."""
+    by_id = {res["run_id"]: res for res in results}
+    ordered = [by_id[run.run_id] for run in runs]
+    data = {name: ("run", [float(res[name]) for res in ordered]) for name in SCALARS}
+    data["loss_curve"] = (("run", "step"), np.stack([res["loss_curve"].numpy() for res in ordered]))
+    data["norm_hist"] = (("run", "norm_bin"), np.stack([res["norm_hist"].numpy() for res in ordered]))
+    coords = {
+        "run": [run.run_id for run in runs],
+        "step": ordered[0]["curve_steps"].numpy(),
+        "norm_bin": 0.5 * (NORM_BINS[1:] + NORM_BINS[:-1]).numpy(),
+    }
+    for dim in GRID_DIMS:
+        values = [run.params[dim] for run in runs]
+        if dim == "alpha":
+            values = [math.nan if v is None else v for v in values]
+        coords[dim] = ("run", values)
+    return xr.Dataset(data, coords=coords)
+
+
+def _records(ds: xr.Dataset) -> pd.DataFrame:
+    """Shard dataset → one row per run (scalars, grid coordinates, and array columns)."""
+    frame = pd.DataFrame({name: ds[name].to_numpy() for name in [*SCALARS, *GRID_DIMS]})
+    frame["loss_curve"] = list(ds["loss_curve"].to_numpy())
+    frame["norm_hist"] = list(ds["norm_hist"].to_numpy())
+    return frame
+
+
+def _gamma_colours(gammas) -> dict:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("coolwarm")
+    span = max(abs(gammas.min()), abs(gammas.max()), 1e-9)
+    return {g: cmap(0.5 + 0.5 * g / span) for g in gammas}
+
+
+def _width_colours(widths) -> dict:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    return {m: cmap(i / max(1, len(widths) - 1)) for i, m in enumerate(widths)}

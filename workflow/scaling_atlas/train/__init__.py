@@ -1,0 +1,1 @@
+"""Training utilities shared by studies: device choice, checkpoints, progress."""

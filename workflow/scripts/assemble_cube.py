@@ -1,0 +1,16 @@
+"""Adapter: combine a study's shard results into its cube."""
+
+from scaling_atlas.cubes import missing_attributes, open_cube, write_netcdf
+from scaling_atlas.workflow_io import logged, study_of
+
+with logged(snakemake.log[0]) as log:  # noqa: F821
+    study = study_of(snakemake)  # noqa: F821
+    shards = [open_cube(path) for path in snakemake.input]  # noqa: F821
+    devices = sorted({ds.attrs.get("device", "none") for ds in shards})
+    cube = study.assemble(shards)
+    cube.attrs.update(study.provenance(", ".join(devices)))
+    problems = missing_attributes(cube)
+    if problems:
+        raise ValueError("cube lacks attributes: " + "; ".join(problems))
+    write_netcdf(cube, snakemake.output[0])  # noqa: F821
+    log.info("cube %s", dict(cube.sizes))

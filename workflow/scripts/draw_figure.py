@@ -1,0 +1,11 @@
+"""Adapter: draw one of the study's figures as PNG and PDF."""
+
+from scaling_atlas.cubes import open_cube
+from scaling_atlas.figures import save_figure
+from scaling_atlas.workflow_io import logged, study_of
+
+with logged(snakemake.log[0]):  # noqa: F821
+    study = study_of(snakemake)  # noqa: F821
+    cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)  # noqa: F821
+    figure = study.draw_figure(snakemake.wildcards.figure, cube, fits)  # noqa: F821
+    save_figure(figure, snakemake.output.png, snakemake.output.pdf)  # noqa: F821

@@ -1,0 +1,24 @@
+"""Adapter: train one shard of runs and write their per-run results."""
+
+import pandas as pd
+
+from scaling_atlas.cubes import write_netcdf
+from scaling_atlas.train.device import configure_determinism, describe, select_device
+from scaling_atlas.workflow_io import logged, study_of
+
+with logged(snakemake.log[0]) as log:  # noqa: F821
+    study = study_of(snakemake)  # noqa: F821
+    shard = snakemake.wildcards.shard  # noqa: F821
+    runs = study.shards()[shard]
+    planned = pd.read_csv(snakemake.input.manifest, sep="\t")  # noqa: F821
+    planned_ids = set(planned.loc[planned["shard"] == shard, "run_id"])
+    if planned_ids != {run.run_id for run in runs}:
+        raise RuntimeError(f"manifest is stale for shard {shard}: rerun rule plan_study")
+    device = select_device(snakemake.config["device"])  # noqa: F821
+    configure_determinism(device, snakemake.threads)  # noqa: F821
+    log.info("shard %s: %d runs on %s", shard, len(runs), describe(device))
+    results = study.train_shard(
+        runs, device, snakemake.params.ckpt_dir, snakemake.config["batching"], log.info  # noqa: F821
+    )
+    write_netcdf(results, snakemake.output[0], study.provenance(describe(device)))  # noqa: F821
+    log.info("done")
