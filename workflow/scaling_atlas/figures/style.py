@@ -39,3 +39,12 @@ def save_figure(fig, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -
         with plt.rc_context(STYLE):
             fig.savefig(path)
     plt.close(fig)
+
+
+def label_widths(ax, widths) -> None:
+    """Log-scaled width axis labelled at the widths themselves, not at powers of ten."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator(list(widths)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{int(w)}" for w in widths])

@@ -80,7 +80,7 @@ class SparseBatch:
     n: int
 
     def to_dense(self) -> torch.Tensor:
-        x = torch.zeros(self.batch_size, self.n, device=self.value.device)
+        x = torch.zeros(self.batch_size, self.n, device=self.value.device, dtype=self.value.dtype)
         x[self.sample, self.feature] = self.value
         return x
 

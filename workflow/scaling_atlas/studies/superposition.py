@@ -21,7 +21,7 @@ import xarray as xr
 
 from scaling_atlas.claims import Claim
 from scaling_atlas.cubes import grid_from_records
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import label_widths, new_figure
 from scaling_atlas.laws import PowerLaw, fit_power_law_over
 from scaling_atlas.models import superposition_toy as toy
 from scaling_atlas.runs import Run, stable_id
@@ -285,8 +285,9 @@ class SuperpositionStudy(Study):
         def alpha_m(gamma, alpha):
             row = fit.sel(dist="power", gamma=gamma, alpha=alpha)
             detail = f"± {float(row['mean_alpha_m_se']):.2f} SE"
-            if math.isfinite(float(row["alpha_m_seed_std"])):
-                detail += f", seed sd {float(row['alpha_m_seed_std']):.2f}"
+            spread = float(row["alpha_m_seed_std"])
+            if math.isfinite(spread):
+                detail += f", seed sd {spread:.2f}" if spread >= 0.005 else ", seed sd < 0.01"
             return float(row["mean_alpha_m"]), detail
 
         alphas = [] if power is None else [a for a in cube["alpha"].to_numpy() if np.isfinite(a)]
@@ -358,6 +359,7 @@ class SuperpositionStudy(Study):
                 ax.plot(cube["m"], law.predict(cube["m"]), "--", color=line[0].get_color(), lw=1)
             ax.set(xscale="log", yscale="log", xlabel="width m",
                    title=f"{label} superposition (γ = {gamma:g})")
+            label_widths(ax, cube["m"].to_numpy())
             ax.legend()
         axes[0][0].set_ylabel("final loss (sum over features)")
         return fig
@@ -414,6 +416,7 @@ class SuperpositionStudy(Study):
             ax.set_title(f"strong regime (γ = {strong:g})")
         ax.plot(m, 1.0 / m, "k--", lw=1, label="1/m")
         ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="mean squared overlap")
+        label_widths(ax, m)
         ax.legend()
         return fig
 

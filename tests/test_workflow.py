@@ -1,0 +1,105 @@
+"""End to end: the ci preset through Snakemake, every output checked; bad configs stop early."""
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from scaling_atlas.cubes import missing_attributes, open_cube
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+WORKFLOW_FILES = ("Snakefile", "config", "workflow", "envs", "profiles")
+
+
+def snakemake(workdir, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_cube_has_named_dims_units_and_provenance(ci_run):
+    cube = open_cube(ci_run / "results/superposition/cube.nc")
+    assert {"dist", "alpha", "gamma", "density", "m", "seed", "step", "norm_bin"} <= set(cube.dims)
+    assert cube.sizes["m"] == 3 and cube.sizes["alpha"] == 2 and cube.sizes["seed"] == 2
+    assert missing_attributes(cube) == []
+    assert cube.attrs["preset"] == "ci" and cube.attrs["device"].startswith("cpu")
+    assert cube["loss_eval"].notnull().all()
+    # paper and code units agree: paper = n × code
+    ratio = cube["loss_eval"] / cube["loss_eval_per_element"]
+    assert float(abs(ratio - 64).max()) < 1e-9
+
+
+def test_fits_and_shards_written(ci_run):
+    fits = open_cube(ci_run / "results/superposition/fits.nc")
+    assert {"estimate", "form"} <= set(fits.dims)
+    assert fits["mean_alpha_m"].sel(estimate="eval", form="loglog").notnull().all()
+    assert missing_attributes(fits) == []
+    manifest = pd.read_csv(ci_run / "results/superposition/manifest.tsv", sep="\t")
+    assert len(manifest) == 24 and manifest["run_id"].is_unique
+    assert len(list((ci_run / "results/superposition/shards").glob("*.nc"))) == manifest["shard"].nunique()
+
+
+def test_figures_exist_as_png_and_pdf(ci_run):
+    from scaling_atlas.studies.superposition import SuperpositionStudy
+
+    for name in SuperpositionStudy.figures:
+        png = ci_run / f"results/superposition/figures/{name}.png"
+        pdf = ci_run / f"results/superposition/figures/{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_claims_table(ci_run):
+    claims = pd.read_csv(ci_run / "results/superposition/claims.csv")
+    expected = {"strong_alpha_m_a0.5", "weak_alpha_m_a1.5", "strong_steep_alpha_m_a1.5",
+                "overlap_exponent", "overlap_times_m", "phi_half_strong", "phi_half_weak"}
+    assert expected <= set(claims["claim_id"])
+    assert set(claims["verdict"]) <= {"pass", "fail", "not tested"}
+    assert (claims["preset"] == "ci").all()
+    assert claims["deviations"].str.contains("n = 64").all()
+    assert "| claim | paper | ours |" in (ci_run / "results/superposition/claims.md").read_text()
+
+
+def test_report_and_nothing_to_redo(ci_run):
+    report = snakemake(ci_run, "--configfile", "config/presets/ci.yaml", "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert (ci_run / "report.html").stat().st_size > 100_000
+    dry = snakemake(ci_run, "--configfile", "config/presets/ci.yaml", "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("studies:\n  superposition:\n    widths: [0, 4]\n", "studies.superposition.widths[0]"),
+        ("studies:\n  superposition:\n    n: 8\n", "rule: m ≤ n"),
+        ("studies:\n  superposition:\n    distributions: [zipf]\n", "distributions[0]"),
+        ("devcie: cpu\n", "devcie"),
+    ],
+)
+def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):
+    cube = ci_run / "results/superposition/cube.nc"
+    before = (cube.stat().st_mtime_ns, cube.read_bytes())
+    (ci_run / "bad.yaml").write_text(bad)
+    result = snakemake(ci_run, "--configfile", "config/presets/ci.yaml", "bad.yaml")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert message in output and "No job was started" in output
+    assert "Traceback" not in output
+    assert (cube.stat().st_mtime_ns, cube.read_bytes()) == before
