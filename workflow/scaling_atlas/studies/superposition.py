@@ -22,7 +22,7 @@ import xarray as xr
 from scaling_atlas.claims import Claim
 from scaling_atlas.cubes import grid_from_records
 from scaling_atlas.figures import label_widths, new_figure
-from scaling_atlas.laws import PowerLaw, fit_power_law_over
+from scaling_atlas.laws import fit_power_law_over
 from scaling_atlas.models import superposition_toy as toy
 from scaling_atlas.runs import Run, stable_id
 from scaling_atlas.studies.base import Study, group_for_device
@@ -354,9 +354,8 @@ class SuperpositionStudy(Study):
                 row = fit.sel({k: v for k, v in sel.items() if k != "density"})
                 line = ax.errorbar(cube["m"], mean, yerr=sd, marker="o", ms=4, capsize=2,
                                    label=f"{name}: α_m = {float(row['mean_alpha_m']):.2f}")
-                law = PowerLaw()
-                law.prefactor_, law.exponent_, law.offset_ = float(row["mean_prefactor"]), float(row["mean_alpha_m"]), 0.0
-                ax.plot(cube["m"], law.predict(cube["m"]), "--", color=line[0].get_color(), lw=1)
+                fitted = float(row["mean_prefactor"]) * cube["m"] ** -float(row["mean_alpha_m"])
+                ax.plot(cube["m"], fitted, "--", color=line[0].get_color(), lw=1)
             ax.set(xscale="log", yscale="log", xlabel="width m",
                    title=f"{label} superposition (γ = {gamma:g})")
             label_widths(ax, cube["m"].to_numpy())
@@ -506,8 +505,10 @@ def train_group(
         for gen, gen_state in zip(gens, state["generators"]):
             gen.set_state(gen_state.cpu() if device.type == "cpu" else gen_state)
         log(f"resumed {len(runs)} run(s) at step {start}/{steps}")
-    tensor = lambda key: torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)  # noqa: E731
-    lr_W, lr_b, gamma = tensor("lr_W"), tensor("lr_b"), tensor("gamma")
+    lr_W, lr_b, gamma = (
+        torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)
+        for key in ("lr_W", "lr_b", "gamma")
+    )
     log_every = max(1, steps // 10)
     t0 = time.perf_counter() - elapsed
     for step in range(start, steps):
