@@ -211,3 +211,19 @@ def test_random_unit_vectors_overlap_is_one_over_m():
     metrics = toy.weight_metrics(W, torch.linspace(0, 2, 41, dtype=torch.float64))
     assert metrics["mean_sq_overlap"] == pytest.approx(1 / m, rel=0.03)
     assert metrics["sq_overlap_var"] == pytest.approx(2 * (m - 1) / (m**2 * (m + 2)), rel=0.08)
+
+
+def test_blocked_overlap_moments_equal_the_dense_computation():
+    unit = torch.nn.functional.normalize(torch.randn(300, 7, generator=gen(8), dtype=torch.float64), dim=1)
+    sq = (unit @ unit.T).square()
+    off = sq[~torch.eye(300, dtype=torch.bool)]
+    mean, var = toy.squared_overlap_moments(unit, block=64)
+    assert mean == pytest.approx(float(off.mean()), rel=1e-12)
+    assert var == pytest.approx(float(off.var(correction=0)), rel=1e-9)
+
+
+def test_feature_with_zero_probability_never_fires():
+    p = torch.tensor([0.5, 0.0, 0.25])
+    bt = toy.sample_sparse_batch(p, 4096, gen(9))
+    assert not (bt.feature == 1).any()
+    assert float((bt.feature == 0).float().sum()) / 4096 == pytest.approx(0.5, abs=0.03)

@@ -96,7 +96,9 @@ def sample_sparse_batch(
     features whose gaps did not yet reach past the batch end.
     """
     device, n = p.device, p.numel()
-    log_q = torch.log1p(-p)  # −inf where p = 1: every gap is then exactly 1
+    # log(1 − p): −inf where p = 1 (every gap is 1); a p that underflowed to 0 gets a gap past
+    # the batch end instead of a division by zero
+    log_q = torch.log1p(-p).clamp_(max=-1e-30)
     features = torch.arange(n, device=device)
     start = torch.full((n,), -1, dtype=torch.int64, device=device)  # last position per feature
     samples, feats = [], []
@@ -275,16 +277,10 @@ def weight_metrics(W: torch.Tensor, norm_bins: torch.Tensor) -> dict[str, torch.
     W = W.detach().to(torch.float64)
     norms = torch.linalg.vector_norm(W, dim=1)
     unit = W / norms.clamp_min(1e-12)[:, None]
-    sq = (unit @ unit.T).square_()
-    overlaps = {}
-    for name, rows in (("all", torch.ones_like(norms, dtype=torch.bool)), ("strong", norms > 1)):
-        k = int(rows.sum())
-        if k < 2:
-            overlaps[name] = (math.nan, math.nan)
-            continue
-        block = sq[rows][:, rows]
-        off_diag = block[~torch.eye(k, dtype=torch.bool, device=W.device)]
-        overlaps[name] = (float(off_diag.mean()), float(off_diag.var(correction=0)))
+    overlaps = {
+        "all": squared_overlap_moments(unit),
+        "strong": squared_overlap_moments(unit[norms > 1]),
+    }
     counts = torch.histogram(norms.cpu().clamp(max=float(norm_bins[-1]) - 1e-9), bins=norm_bins)
     return {
         "phi_half": float((norms > 0.5).double().mean()),
@@ -295,6 +291,26 @@ def weight_metrics(W: torch.Tensor, norm_bins: torch.Tensor) -> dict[str, torch.
         "sq_overlap_var_strong": overlaps["strong"][1],
         "norm_hist": counts.hist / W.shape[0],
     }
+
+
+def squared_overlap_moments(unit: torch.Tensor, block: int = 2048) -> tuple[float, float]:
+    """Mean and variance of (u_i·u_j)² over ordered pairs i ≠ j of the rows of ``unit``.
+
+    Accumulated over row blocks, so n = 10240 needs a [2048, n] block, not an n × n matrix.
+    """
+    k = unit.shape[0]
+    if k < 2:
+        return math.nan, math.nan
+    total = total_sq = 0.0
+    for start in range(0, k, block):
+        sq = (unit[start : start + block] @ unit.T).square_()
+        rows = torch.arange(sq.shape[0], device=unit.device)
+        sq[rows, rows + start] = 0.0  # drop the i = j terms
+        total += float(sq.sum())
+        total_sq += float(sq.square_().sum())
+    pairs = k * (k - 1)
+    mean = total / pairs
+    return mean, total_sq / pairs - mean**2
 
 
 @torch.no_grad()

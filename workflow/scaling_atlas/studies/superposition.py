@@ -503,7 +503,7 @@ def train_group(
         models = toy.ToyModels.from_state_dict(state["models"])
         losses, start, elapsed = state["losses"], int(state["step"]), float(state["elapsed"])
         for gen, gen_state in zip(gens, state["generators"]):
-            gen.set_state(gen_state.cpu() if device.type == "cpu" else gen_state)
+            gen.set_state(gen_state.cpu())  # generator states are CPU byte tensors, also for CUDA
         log(f"resumed {len(runs)} run(s) at step {start}/{steps}")
     lr_W, lr_b, gamma = (
         torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)
