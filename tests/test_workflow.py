@@ -84,6 +84,16 @@ def test_report_and_nothing_to_redo(ci_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
+def test_changed_grid_rebuilds_the_cube(ci_run):
+    # An existing cube must not survive a grid change (Snakemake alone would keep it).
+    (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
+    dry = snakemake(ci_run, "--configfile", "config/presets/ci.yaml", "fewer_seeds.yaml", "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    plan = dry.stdout + dry.stderr
+    for rule in ("plan_study", "train_shard", "assemble_cube", "fit_laws", "score_claims"):
+        assert f"rule {rule}:" in plan, f"{rule} would not rerun"
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [

@@ -2,7 +2,7 @@
 # stops here, before any job starts, with one line per problem.
 import sys
 
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError, config_hash, validate_config
 from scaling_atlas.studies import get_study
 
 try:
@@ -28,6 +28,17 @@ def shard_results(wildcards):
     return expand(
         "results/{study}/shards/{shard}.nc", study=wildcards.study, shard=SHARDS[wildcards.study]
     )
+
+
+def study_fingerprint(wildcards):
+    """Hash of a study's config section and preset, as a params value of the analysis rules.
+
+    Snakemake keeps an existing output whose inputs are missing (it takes them for deleted
+    temp files), so a changed grid would leave a stale cube. Through the params rerun trigger
+    this fingerprint rebuilds the manifest, cube, fits, figures and claims whenever the
+    study's config changes; training jobs need none: shard ids already hash their runs.
+    """
+    return config_hash({"study": config["studies"][wildcards.study], "preset": config["preset"]})
 
 
 def checkpoint_dir(wildcards):

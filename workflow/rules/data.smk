@@ -6,5 +6,7 @@ rule plan_study:
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fingerprint=study_fingerprint,
     script:
         "../scripts/plan_study.py"

@@ -16,5 +16,6 @@ rule draw_figure:
         "../../envs/figures.yaml"
     params:
         caption=figure_caption,
+        fingerprint=study_fingerprint,
     script:
         "../scripts/draw_figure.py"

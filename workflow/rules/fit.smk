@@ -9,5 +9,7 @@ rule fit_laws:
         "results/{study}/benchmarks/fit_laws.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fingerprint=study_fingerprint,
     script:
         "../scripts/fit_laws.py"

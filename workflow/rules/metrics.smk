@@ -1,6 +1,9 @@
+# The manifest is an input on purpose: it is rewritten whenever the grid changes, and that is
+# what makes Snakemake rebuild a cube whose new shard files do not exist yet.
 rule assemble_cube:
     input:
-        shard_results,
+        manifest="results/{study}/manifest.tsv",
+        shards=shard_results,
     output:
         "results/{study}/cube.nc",
     log:
@@ -9,5 +12,7 @@ rule assemble_cube:
         "results/{study}/benchmarks/assemble_cube.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fingerprint=study_fingerprint,
     script:
         "../scripts/assemble_cube.py"

@@ -14,5 +14,7 @@ rule score_claims:
         "logs/{study}/score_claims.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fingerprint=study_fingerprint,
     script:
         "../scripts/score_claims.py"

@@ -1,11 +1,20 @@
 """Adapter: combine a study's shard results into its cube."""
 
+import pandas as pd
+
 from scaling_atlas.cubes import missing_attributes, open_cube, write_netcdf
 from scaling_atlas.workflow_io import logged, study_of
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
     study = study_of(snakemake)  # noqa: F821
-    shards = [open_cube(path) for path in snakemake.input]  # noqa: F821
+    shards = [open_cube(path) for path in snakemake.input.shards]  # noqa: F821
+    planned = set(pd.read_csv(snakemake.input.manifest, sep="\t")["run_id"])  # noqa: F821
+    trained = {run for ds in shards for run in ds["run"].values.tolist()}
+    if planned != trained:
+        raise RuntimeError(
+            f"shard results cover {len(trained)} runs but the manifest plans {len(planned)}: "
+            "the manifest or a shard is stale"
+        )
     devices = sorted({ds.attrs.get("device", "none") for ds in shards})
     cube = study.assemble(shards)
     cube.attrs.update(study.provenance(", ".join(devices)))
