@@ -8,7 +8,6 @@ import torch
 from scaling_atlas.config import validate_config
 from scaling_atlas.models import superposition_toy as toy
 from scaling_atlas.studies import get_study
-from scaling_atlas.studies import superposition as sp
 from scaling_atlas.train.device import configure_determinism
 
 from conftest import merged
@@ -27,14 +26,10 @@ def tiny_study(ci_config, **overrides):
     return get_study("superposition", config)
 
 
-def train(study, tmp_path, batching, **kw):
+def train(study, tmp_path, batching, checkpoint_every=0):
     configure_determinism(CPU)
-    runs = study.runs()
-    return sp.results_to_dataset(runs, [
-        result
-        for group in sp.group_for_device(runs, CPU, batching)
-        for result in sp.train_group(group, CPU, tmp_path, study.probabilities, lambda s: None, **kw)
-    ])
+    study.cfg["checkpoint_every"] = checkpoint_every
+    return study.train_shard(study.runs(), CPU, tmp_path, batching, lambda message: None)
 
 
 def test_batched_trainer_equals_independent_runs(ci_config, tmp_path):

@@ -7,9 +7,6 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-VERDICTS = ("pass", "fail", "not tested")
-
-
 @dataclass
 class Claim:
     """One checkable statement of a paper and what our runs say about it.

@@ -170,13 +170,13 @@ def init_models(n: int, m: int, generators: list[torch.Generator], device) -> To
     return ToyModels(W, b, zeros(W), zeros(W), zeros(b), zeros(b))
 
 
-def loss_and_grads(
+def forward_residual(
     W: torch.Tensor, b: torch.Tensor, batches: list[SparseBatch]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-run loss in paper units [R] and the gradients of the *code* loss (mean over B·n).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward pass: per-run loss in paper units [R], the residual ReLU(z) − x, h = Wᵀx, and
+    the flat positions of the active entries with a mask of where z > 0 there.
 
-    z = W Wᵀ x + b,  r = ReLU(z) − x,  L_code = mean(r²),  G = ∂L_code/∂z = 2 r·1[z>0]/(B n)
-    ∂L/∂b = Σ_batch G,   ∂L/∂W = Gᵀ h + x ⊗ (G W)   with h = Wᵀ x (a gather: x is sparse).
+    The residual is flat [R·B·n] and reuses z's memory. Wᵀx is a gather (x is sparse).
     """
     R, n, m = W.shape
     batch_size = batches[0].batch_size
@@ -188,12 +188,29 @@ def loss_and_grads(
     z = torch.bmm(h, W.transpose(1, 2)).add_(b[:, None, :])  # [R, B, n]
     resid = z.clamp_(min=0.0).view(-1)  # ReLU(z), in z's memory; becomes ReLU(z) − x below
     active = sample * n + feature % n  # flat positions of the non-zero x entries
-    pre_relu_active = resid[active] > 0  # ReLU(z) > 0 ⇔ z > 0, needed only where x ≠ 0
+    z_positive = resid[active] > 0  # ReLU(z) > 0 ⇔ z > 0, needed only where x ≠ 0
     resid.index_add_(0, active, -value)
     loss_paper = torch.linalg.vector_norm(resid.view(R, -1), dim=1).square_() / batch_size
+    return loss_paper, resid, h, (sample, feature, value, active, z_positive)
+
+
+def loss_and_grads(
+    W: torch.Tensor, b: torch.Tensor, batches: list[SparseBatch]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-run loss in paper units [R] and the gradients of the *code* loss (mean over B·n).
+
+    z = W Wᵀ x + b,  r = ReLU(z) − x,  L_code = mean(r²),  G = ∂L_code/∂z = 2 r·1[z>0]/(B n)
+    ∂L/∂b = Σ_batch G,   ∂L/∂W = Gᵀ h + x ⊗ (G W)   with h = Wᵀ x (a gather: x is sparse).
+    """
+    R, n, m = W.shape
+    batch_size = batches[0].batch_size
+    loss_paper, resid, h, (sample, feature, value, active, z_positive) = forward_residual(
+        W, b, batches
+    )
     # Where x = 0, ReLU(z) − x is already 0 wherever z ≤ 0, so the ReLU mask of the gradient
-    # only has to be applied at the active entries: no dense mask pass.
-    resid[active[~pre_relu_active]] = 0.0
+    # only has to be applied at the active entries: no dense mask pass. Integer indexing keeps
+    # this free of host syncs on a GPU (a boolean index would not be).
+    resid.index_put_((active,), resid[active] * z_positive)
     grad_z = resid.view(R, batch_size, n)  # ∂L_code/∂z up to the factor below
     scale = 2.0 / (batch_size * n)
     grad_b = grad_z.sum(dim=1).mul_(scale)
@@ -202,12 +219,6 @@ def loss_and_grads(
     grad_W.view(R * n, m).index_add_(0, feature, value[:, None] * back[sample])
     grad_W.mul_(scale)
     return loss_paper, grad_W, grad_b
-
-
-def dense_loss_paper(W: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Σ_i (ReLU(W Wᵀ x + b)_i − x_i)², averaged over samples; W [n, m], x [B, n]."""
-    y = torch.relu(x @ W @ W.T + b)
-    return (y - x).square().sum(dim=1).mean()
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +334,7 @@ def evaluate_loss(
     while done < samples:
         size = min(chunk, samples - done)
         batch = sample_sparse_batch(p, size, generator)
-        loss, _, _ = loss_and_grads(W[None], b[None], [batch])
+        loss = forward_residual(W[None], b[None], [batch])[0]
         total += float(loss[0]) * size
         done += size
     return total / samples

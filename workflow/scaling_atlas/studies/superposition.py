@@ -31,6 +31,7 @@ from scaling_atlas.train.device import run_generator
 
 GRID_DIMS = ["dist", "alpha", "gamma", "density", "m", "seed"]
 NORM_BINS = torch.linspace(0.0, 2.0, 41, dtype=torch.float64)  # row-norm histogram, width 0.05
+NORM_BIN_CENTRES = (0.5 * (NORM_BINS[1:] + NORM_BINS[:-1])).numpy()
 PAPER = {"batch_size": 2048, "lr": 0.01, "seeds": 1}
 
 SCALARS = {  # name → (long_name, units)
@@ -178,10 +179,9 @@ class SuperpositionStudy(Study):
     def assemble(self, shard_results: list[xr.Dataset]) -> xr.Dataset:
         records = pd.concat([_records(ds) for ds in shard_results], ignore_index=True)
         steps = shard_results[0]["step"].to_numpy()
-        centres = 0.5 * (NORM_BINS[1:] + NORM_BINS[:-1]).numpy()
         cube = grid_from_records(
             records, GRID_DIMS, SCALARS,
-            arrays={"loss_curve": ("step", steps), "norm_hist": ("norm_bin", centres)},
+            arrays={"loss_curve": ("step", steps), "norm_hist": ("norm_bin", NORM_BIN_CENTRES)},
         )
         n = self.cfg["n"]
         cube["loss_eval_per_element"] = cube["loss_eval"] / n
@@ -278,8 +278,8 @@ class SuperpositionStudy(Study):
         common = {"preset": self.preset, "deviations": self.deviations()}
         strong, weak = self.regime_gammas(cube)
         power = cube.sel(dist="power") if "power" in cube["dist"] else None
-        base_density = float(cube["density"].min())
-        fit = fits.sel(estimate="eval", form="loglog", density=base_density)
+        density = base_density(cube)
+        fit = fits.sel(estimate="eval", form="loglog", density=density)
         claims = []
 
         def alpha_m(gamma, alpha):
@@ -311,8 +311,8 @@ class SuperpositionStudy(Study):
                     f"{low:g} ≤ α_m ≤ {high:g} (+0.15)", "fig", (low + high) / 2,
                     (high - low) / 2 + 0.15, ours, detail, **common))
         if strong is not None and power is not None:
-            overlap = power.sel(gamma=strong, density=base_density)["mean_sq_overlap"].mean("seed")
-            beta = fits["overlap_exponent"].sel(dist="power", gamma=strong, density=base_density)
+            overlap = power.sel(gamma=strong, density=density)["mean_sq_overlap"].mean("seed")
+            beta = fits["overlap_exponent"].sel(dist="power", gamma=strong, density=density)
             claims.append(Claim(
                 "overlap_exponent", f"strong regime (γ = {strong:g}): mean squared overlap ∝ 1/m",
                 "slope ≈ −1 against m", "fig", 1.0, 0.15,
@@ -322,12 +322,12 @@ class SuperpositionStudy(Study):
                 "overlap_times_m", f"strong regime (γ = {strong:g}): m · mean squared overlap ≈ 1",
                 "≈ 0.1 at m = 10, ≈ 0.01 at m = 100", "fig", 1.0, 0.3,
                 float(np.nanmedian(m_times)), "median over α and m", **common))
-            phi = power.sel(gamma=strong, density=base_density)["phi_half"]
+            phi = power.sel(gamma=strong, density=density)["phi_half"]
             claims.append(Claim(
                 "phi_half_strong", f"strong regime (γ = {strong:g}): φ½ ≈ 1 (all features represented)",
                 "φ½ ≈ 1", "fig", 1.0, 0.05, float(phi.min()), "minimum over α, m, seeds", **common))
         if weak is not None and power is not None:
-            phi = power.sel(gamma=weak, density=base_density)["phi_half"]
+            phi = power.sel(gamma=weak, density=density)["phi_half"]
             ratio = np.log2(phi * self.cfg["n"] / phi["m"]).to_numpy()
             claims.append(Claim(
                 "phi_half_weak", f"weak regime (γ = {weak:g}): φ½ ≈ m/n (top ≈ m features represented)",
@@ -337,21 +337,21 @@ class SuperpositionStudy(Study):
 
     # ---- figures -------------------------------------------------------------------------------
     def _power(self, cube):
-        density = float(cube["density"].min())
-        return cube.sel(dist="power", density=density) if "power" in cube["dist"] else None
+        return cube.sel(dist="power", density=base_density(cube)) if "power" in cube["dist"] else None
 
     def figure_loss_vs_m(self, cube, fits):
         strong, weak = self.regime_gammas(cube)
         regimes = [(g, label) for g, label in ((strong, "strong"), (weak, "weak")) if g is not None]
         fig, axes = new_figure(ncols=len(regimes), sharey=True)
-        fit = fits.sel(estimate="eval", form="loglog", density=float(cube["density"].min()))
+        density = base_density(cube)
+        fit = fits.sel(estimate="eval", form="loglog", density=density)
         for ax, (gamma, label) in zip(axes[0], regimes):
             for dist, alpha in self.frequency_profiles():
-                sel = {"dist": dist, "alpha": alpha, "gamma": gamma, "density": float(cube["density"].min())}
-                loss = cube["loss_eval"].sel(sel)
+                sel = {"dist": dist, "alpha": alpha, "gamma": gamma}
+                loss = cube["loss_eval"].sel({**sel, "density": density})
                 mean, sd = loss.mean("seed"), loss.std("seed")
                 name = dist if math.isnan(alpha) else f"α = {alpha:g}"
-                row = fit.sel({k: v for k, v in sel.items() if k != "density"})
+                row = fit.sel(sel)
                 line = ax.errorbar(cube["m"], mean, yerr=sd, marker="o", ms=4, capsize=2,
                                    label=f"{name}: α_m = {float(row['mean_alpha_m']):.2f}")
                 fitted = float(row["mean_prefactor"]) * cube["m"] ** -float(row["mean_alpha_m"])
@@ -367,7 +367,7 @@ class SuperpositionStudy(Study):
         fig, axes = new_figure(width=5.2, height=3.8)
         ax = axes[0][0]
         fit = fits.sel(estimate="eval", form="loglog", dist="power",
-                       density=float(cube["density"].min())) if "power" in cube["dist"] else None
+                       density=base_density(cube)) if "power" in cube["dist"] else None
         alphas = np.array([a for a in cube["alpha"].to_numpy() if np.isfinite(a)])
         if fit is not None and len(alphas):
             colours = _gamma_colours(cube["gamma"].to_numpy())
@@ -425,7 +425,7 @@ class SuperpositionStudy(Study):
         if "power" in cube["dist"]:
             alphas = np.array([a for a in cube["alpha"].to_numpy() if np.isfinite(a)])
             grid = fits["mean_alpha_m"].sel(
-                estimate="eval", form="loglog", dist="power", density=float(cube["density"].min()),
+                estimate="eval", form="loglog", dist="power", density=base_density(cube),
                 alpha=alphas).transpose("alpha", "gamma")
             gammas = cube["gamma"].to_numpy()
             image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
@@ -467,6 +467,16 @@ class SuperpositionStudy(Study):
 # ------------------------------------------------------------------------------------------------
 # Training one group of runs (R = 1 on CPU, the whole shard on GPU)
 # ------------------------------------------------------------------------------------------------
+def alpha_of(run: Run) -> float:
+    """α of a run as a number: NaN for profiles without an exponent (stored as null in the id)."""
+    return math.nan if run["alpha"] is None else run["alpha"]
+
+
+def base_density(cube: xr.Dataset) -> float:
+    """The activation density the headline claims and figures use: the lowest in the grid."""
+    return float(cube["density"].min())
+
+
 def run_seed(run: Run) -> int:
     """Torch seed of a run: from its id, which already hashes seed, salt and every parameter."""
     return int(run.run_id, 16) % (2**63)
@@ -489,10 +499,8 @@ def train_group(
     first = runs[0].params
     n, m, batch, steps = first["n"], first["m"], first["batch_size"], first["steps"]
     warmup = round(first["warmup_fraction"] * steps)
-    p = torch.stack([
-        probabilities(r["dist"], math.nan if r["alpha"] is None else r["alpha"], r["density"])
-        for r in runs
-    ]).to(device=device, dtype=torch.float32)
+    p = torch.stack([probabilities(r["dist"], alpha_of(r), r["density"]) for r in runs])
+    p = p.to(device=device, dtype=torch.float32)
     gens = [run_generator(run_seed(run), device) for run in runs]
     models = toy.init_models(n, m, gens, device)
     losses = torch.zeros(len(runs), steps, device=device)
@@ -577,13 +585,10 @@ def results_to_dataset(runs: list[Run], results: list[dict]) -> xr.Dataset:
     coords = {
         "run": [run.run_id for run in runs],
         "step": ordered[0]["curve_steps"].numpy(),
-        "norm_bin": 0.5 * (NORM_BINS[1:] + NORM_BINS[:-1]).numpy(),
+        "norm_bin": NORM_BIN_CENTRES,
     }
     for dim in GRID_DIMS:
-        values = [run.params[dim] for run in runs]
-        if dim == "alpha":
-            values = [math.nan if v is None else v for v in values]
-        coords[dim] = ("run", values)
+        coords[dim] = ("run", [alpha_of(run) if dim == "alpha" else run[dim] for run in runs])
     return xr.Dataset(data, coords=coords)
 
 
