@@ -25,6 +25,9 @@ def snakemake(workdir, *args):
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
+    shared = workdir.parent / "shared"  # the published study's mirror_dir is ../shared/…
+    if not shared.exists():
+        shared.symlink_to(REPO.parent / "shared")
     for name in WORKFLOW_FILES:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
@@ -84,6 +87,31 @@ def test_report_and_nothing_to_redo(ci_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
+def test_published_study_end_to_end(ci_run):
+    from scaling_atlas.studies.published import PublishedStudy
+
+    cube = open_cube(ci_run / "results/published/cube.nc")
+    assert set(cube.children) == {"chinchilla", "porian_isoflop", "porian_optimal", "gadre", "mpl"}
+    assert cube["chinchilla"].sizes["point"] == 245 and cube["gadre"].sizes["run"] == 104
+    assert missing_attributes(cube) == []
+    fits = open_cube(ci_run / "results/published/fits.nc")
+    assert {"epoch_huber", "epoch_mae", "porian_optimal", "gadre", "mpl"} <= set(fits.children)
+    assert missing_attributes(fits) == []
+    huber = fits["epoch_huber"].to_dataset()
+    assert huber.attrs["objective_reduction"] == "sum" and huber.attrs["n_starts"] == 4500
+    assert huber.sizes["draw"] == 50  # the ci preset's bootstrap
+    claims = pd.read_csv(ci_run / "results/published/claims.csv").set_index("claim_id")
+    must_pass = ["epoch_refit_A", "epoch_refit_alpha", "epoch_published_A", "epoch_n_opt",
+                 "hoffmann_residual_mean", "porian_a_rw_tuned_short_const_standard_val",
+                 "gadre_rpj_1b", "gadre_rpj_7b", "mpl_25m_r2"]
+    assert (claims.loc[must_pass, "verdict"] == "pass").all(), claims.loc[must_pass, "verdict"]
+    assert claims.loc["mpl_25m_refit_r2", "verdict"] == "not tested"  # ci skips the MPL refit
+    for name in PublishedStudy.figures:
+        png = ci_run / f"results/published/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "copied from the mirror" in (ci_run / "logs/published/data/chinchilla.log").read_text()
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -101,6 +129,7 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
         ("studies:\n  superposition:\n    n: 8\n", "rule: m ≤ n"),
         ("studies:\n  superposition:\n    distributions: [zipf]\n", "distributions[0]"),
         ("devcie: cpu\n", "devcie"),
+        ("studies:\n  published:\n    source: github\n", "studies.published.source"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):

@@ -21,6 +21,7 @@ wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     shard=r"[A-Za-z0-9_-]+",
     figure=r"[a-z0-9_]+",
+    dataset=r"[a-z0-9_]+",
 
 
 def shard_results(wildcards):
@@ -28,6 +29,20 @@ def shard_results(wildcards):
     return expand(
         "results/{study}/shards/{shard}.nc", study=wildcards.study, shard=SHARDS[wildcards.study]
     )
+
+
+def study_datasets(wildcards):
+    """Every prepared external dataset of a study (none for studies that train)."""
+    return expand(
+        "results/{study}/data/{dataset}.nc",
+        study=wildcards.study,
+        dataset=STUDIES[wildcards.study].datasets(),
+    )
+
+
+def download_cache(wildcards):
+    """Undeclared cache of verified raw downloads: a rerun does not fetch them again."""
+    return f"resources/downloads/{wildcards.study}"
 
 
 def study_fingerprint(wildcards):
@@ -51,7 +66,8 @@ def figure_caption(wildcards):
 
 
 def study_outputs(name):
-    outputs = [
+    outputs = [f"results/{name}/data/{d}.nc" for d in STUDIES[name].datasets()]
+    outputs += [
         f"results/{name}/manifest.tsv",
         f"results/{name}/cube.nc",
         f"results/{name}/fits.nc",

@@ -9,6 +9,7 @@ rule fit_laws:
         "results/{study}/benchmarks/fit_laws.tsv"
     conda:
         "../../envs/analysis.yaml"
+    threads: 2
     params:
         fingerprint=study_fingerprint,
     script:

@@ -4,6 +4,7 @@ rule assemble_cube:
     input:
         manifest="results/{study}/manifest.tsv",
         shards=shard_results,
+        datasets=study_datasets,
     output:
         "results/{study}/cube.nc",
     log:

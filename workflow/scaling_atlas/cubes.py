@@ -21,41 +21,67 @@ REQUIRED_ATTRS = ("long_name", "units")
 PROVENANCE_ATTRS = ("source_commit", "config_hash", "software_versions", "device", "seeds")
 
 
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, attrs: Mapping[str, str] = {}) -> None:
-    """Write ``ds`` to ``path`` atomically (temp file + rename): a crash never leaves half a file."""
+def _compression(ds: xr.Dataset) -> dict:
+    return {name: {"zlib": True, "complevel": 4}
+            for name, var in ds.data_vars.items() if var.dtype.kind in "fiu"}
+
+
+def write_netcdf(ds: xr.Dataset | xr.DataTree, path: str | os.PathLike,
+                 attrs: Mapping[str, str] = {}) -> None:
+    """Write ``ds`` to ``path`` atomically (temp file + rename): a crash never leaves half a file.
+
+    A DataTree becomes one NetCDF file with a group per node (provenance on the root).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = ds.copy()
     ds.attrs.update(attrs)
-    encoding = {
-        name: {"zlib": True, "complevel": 4}
-        for name, var in ds.data_vars.items()
-        if var.dtype.kind in "fiu"
-    }
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        if isinstance(ds, xr.DataTree):
+            encoding = {node.path: _compression(node.dataset) for node in ds.subtree
+                        if _compression(node.dataset)}
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        else:
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=_compression(ds))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def open_cube(path: str | os.PathLike) -> xr.Dataset:
-    """Load a cube fully into memory and close the file (safe to overwrite afterwards)."""
+def _has_groups(path) -> bool:
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        return bool(nc.groups)
+
+
+def open_cube(path: str | os.PathLike) -> xr.Dataset | xr.DataTree:
+    """Load a cube fully into memory and close the file (safe to overwrite afterwards).
+
+    Files with groups open as a DataTree (``tree["group"].to_dataset()`` for one table).
+    """
+    if _has_groups(path):
+        with xr.open_datatree(path, engine="netcdf4") as tree:
+            return tree.load().copy()
     with xr.open_dataset(path, engine="netcdf4") as ds:
         return ds.load()
 
 
-def missing_attributes(ds: xr.Dataset) -> list[str]:
+def missing_attributes(ds: xr.Dataset | xr.DataTree) -> list[str]:
     """Variables or coordinates lacking ``long_name``/``units``, and missing provenance keys."""
+    nodes = ([(node.path.strip("/") + "/", node.dataset) for node in ds.subtree]
+             if isinstance(ds, xr.DataTree) else [("", ds)])
     problems = [
-        f"{name}: no {attr}"
-        for name, var in {**ds.data_vars, **ds.coords}.items()
+        f"{prefix}{name}: no {attr}"
+        for prefix, node in nodes
+        for name, var in {**node.data_vars, **node.coords}.items()
         for attr in REQUIRED_ATTRS
         if attr not in var.attrs
     ]
+    problems = [p.lstrip("/") for p in problems]
     problems += [f"file: no {attr}" for attr in PROVENANCE_ATTRS if attr not in ds.attrs]
     return problems
 

@@ -2,6 +2,8 @@
 
 import pandas as pd
 
+import xarray as xr
+
 from scaling_atlas.cubes import missing_attributes, open_cube, write_netcdf
 from scaling_atlas.workflow_io import logged, study_of
 
@@ -16,10 +18,14 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
             "the manifest or a shard is stale"
         )
     devices = sorted({ds.attrs.get("device", "none") for ds in shards})
-    cube = study.assemble(shards)
+    datasets = {
+        path.rsplit("/", 1)[-1].removesuffix(".nc"): open_cube(path)
+        for path in snakemake.input.datasets  # noqa: F821
+    }
+    cube = study.assemble(shards, datasets)
     cube.attrs.update(study.provenance(", ".join(devices)))
     problems = missing_attributes(cube)
     if problems:
         raise ValueError("cube lacks attributes: " + "; ".join(problems))
     write_netcdf(cube, snakemake.output[0])  # noqa: F821
-    log.info("cube %s", dict(cube.sizes))
+    log.info("cube %s", list(cube.children) if isinstance(cube, xr.DataTree) else dict(cube.sizes))

@@ -1,8 +1,12 @@
-"""Power laws L(x) = A x^(−α) (+ C), fitted scikit-learn style.
+"""Power laws L(x) = A x^(−α) (+ C) for per-cell fits over one coordinate, on the engine.
 
 >>> law = PowerLaw().fit(m, loss)          # the paper's way: OLS of log L on log m
 >>> law.exponent_, law.exponent_se_, law.r2_
->>> PowerLaw(offset=True).fit(m, loss)     # with an additive constant C ≥ 0
+>>> PowerLaw(offset=True).fit(m, loss)     # with an additive constant C > 0
+
+A thin adapter over :class:`scaling_atlas.laws.engine.LawFit` (least squares in log space; for
+the pure power law that *is* OLS of log L on log x, and the Gauss-Newton standard error is the
+OLS slope's), returning NaN attributes instead of raising when a cell has too few points.
 """
 
 from __future__ import annotations
@@ -12,18 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from scipy import optimize, stats
+
+from scaling_atlas.laws.engine import LawFit
+from scaling_atlas.laws.objectives import Objective
+
+LOG_LEAST_SQUARES = Objective("mse", space="log")
 
 
 @dataclass
 class PowerLaw:
     """Fit L = A·x^(−α) (``offset=False``) or L = A·x^(−α) + C (``offset=True``).
 
-    Without offset: ordinary least squares of log L on log x (``scipy.stats.linregress``), as in
-    the paper; ``exponent_se_`` is the slope's standard error and ``r2_`` the log-log R².
-    With offset: least squares in log space, log L ≈ log(A x^(−α) + C), over (log A, α, C ≥ 0);
-    standard errors from the Jacobian at the optimum, R² in log space.
-    Attributes are NaN when fewer points than parameters (+1 for a standard error) are given.
+    Attributes: ``exponent_`` (α), ``exponent_se_``, ``prefactor_`` (A), ``offset_`` (C),
+    ``r2_`` (log space), ``n_points_``; NaN when there are fewer points than parameters
+    (+1 for a standard error). Non-positive or non-finite points are skipped.
     """
 
     offset: bool = False
@@ -37,45 +43,29 @@ class PowerLaw:
         self.offset_ = 0.0 if not self.offset else math.nan
         if len(x) < (3 if self.offset else 2) or np.ptp(x) == 0:
             return self
-        (self._fit_offset if self.offset else self._fit_loglog)(np.log(x), np.log(y), y)
+        base = LawFit("power_law", LOG_LEAST_SQUARES, starts=_loglog_start(x, y), top_k=1)
+        base.fit({"x": x}, y)
+        law = base
+        if self.offset:
+            a, alpha = base.params_["a"], max(base.params_["alpha"], 0.05)
+            starts = [[a, alpha, math.log(f * y.min())] for f in (1e-3, 0.5, 0.9)]
+            law = LawFit("power_law_offset", LOG_LEAST_SQUARES, starts=np.array(starts), top_k=3,
+                         bounds={"e": (-np.inf, math.log(y.min()))}).fit({"x": x}, y)
+            self.offset_ = law.natural_["E"]
+        self.law_ = law
+        self.exponent_, self.prefactor_ = law.natural_["alpha"], law.natural_["A"]
+        self.exponent_se_ = law.standard_errors_["alpha"]
+        log_y = np.log(y)
+        self.r2_ = 1.0 - float(np.sum(law.residuals_**2)) / float(np.sum((log_y - log_y.mean()) ** 2))
         return self
-
-    def _fit_loglog(self, log_x, log_y, _y) -> None:
-        result = stats.linregress(log_x, log_y)
-        self.exponent_ = -result.slope
-        self.exponent_se_ = result.stderr if len(log_x) > 2 else math.nan
-        self.prefactor_ = math.exp(result.intercept)
-        self.r2_ = result.rvalue**2
-
-    def _fit_offset(self, log_x, log_y, y) -> None:
-        def residuals(theta):
-            log_a, alpha, c = theta
-            return np.log(np.exp(log_a - alpha * log_x) + c) - log_y
-
-        start = PowerLaw().fit(np.exp(log_x), y)
-        best = None
-        for c0 in (0.0, 0.5 * y.min(), 0.9 * y.min()):
-            guess = [math.log(start.prefactor_), max(start.exponent_, 0.05), c0]
-            res = optimize.least_squares(
-                residuals, guess, bounds=([-np.inf, -np.inf, 0.0], [np.inf, np.inf, y.min()]),
-                method="trf",
-            )
-            if best is None or res.cost < best.cost:
-                best = res
-        log_a, alpha, c = best.x
-        self.exponent_, self.prefactor_, self.offset_ = alpha, math.exp(log_a), c
-        dof = len(log_x) - 3
-        ss_res = float(np.sum(best.fun**2))
-        self.r2_ = 1.0 - ss_res / float(np.sum((log_y - log_y.mean()) ** 2))
-        if dof > 0:
-            try:
-                cov = np.linalg.inv(best.jac.T @ best.jac) * ss_res / dof
-                self.exponent_se_ = float(math.sqrt(max(cov[1, 1], 0.0)))
-            except np.linalg.LinAlgError:
-                self.exponent_se_ = math.nan
 
     def predict(self, x):
         return self.prefactor_ * np.asarray(x, float) ** (-self.exponent_) + (self.offset_ or 0.0)
+
+
+def _loglog_start(x, y):
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return np.array([[intercept, -slope]])
 
 
 FIT_FIELDS = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 def _registry() -> dict[str, type]:
+    from scaling_atlas.studies.published import PublishedStudy
     from scaling_atlas.studies.superposition import SuperpositionStudy
 
-    return {cls.kind: cls for cls in (SuperpositionStudy,)}
+    return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy)}
 
 
 def study_class(kind: str) -> type:

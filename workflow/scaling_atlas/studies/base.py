@@ -67,7 +67,16 @@ class Study(ABC):
             for shard, runs in self.shards().items()
             for run in runs
         ]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=None if rows else ["run_id", "shard"])
+
+    # ---- data ----------------------------------------------------------------------------------
+    def datasets(self) -> list[str]:
+        """Names of external datasets the study reads (each prepared by one data job)."""
+        return []
+
+    def prepare_dataset(self, name: str, cache_dir: Path, log: Callable[[str], None]) -> xr.Dataset:
+        """Obtain (download, verify) and tidy one dataset into a Dataset with units."""
+        raise KeyError(f"study {self.name!r} has no dataset {name!r}")
 
     # ---- training ------------------------------------------------------------------------------
     @abstractmethod
@@ -79,12 +88,14 @@ class Study(ABC):
 
     # ---- analysis ------------------------------------------------------------------------------
     @abstractmethod
-    def assemble(self, shard_results: list[xr.Dataset]) -> xr.Dataset:
-        """Combine shard results into the study's cube (named dims, units, long names)."""
+    def assemble(self, shard_results: list[xr.Dataset],
+                 datasets: dict[str, xr.Dataset] | None = None) -> xr.Dataset | xr.DataTree:
+        """Combine shard results (and prepared datasets) into the study's cube (named dims,
+        units, long names); a DataTree when the study holds several unrelated tables."""
 
     @abstractmethod
-    def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
-        """The study's law fits, as a Dataset."""
+    def fit_laws(self, cube: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
+        """The study's law fits, as a Dataset (or a DataTree with one group per fit)."""
 
     def draw_figure(self, name: str, cube: xr.Dataset, fits: xr.Dataset) -> Figure:
         if name not in self.figures:

@@ -176,7 +176,7 @@ class SuperpositionStudy(Study):
         return results_to_dataset(runs, results)
 
     # ---- cube ----------------------------------------------------------------------------------
-    def assemble(self, shard_results: list[xr.Dataset]) -> xr.Dataset:
+    def assemble(self, shard_results: list[xr.Dataset], datasets=None) -> xr.Dataset:
         records = pd.concat([_records(ds) for ds in shard_results], ignore_index=True)
         steps = shard_results[0]["step"].to_numpy()
         cube = grid_from_records(

@@ -1,0 +1,531 @@
+"""The fitting engine: multi-start screening, L-BFGS-B refinement, VPNLS, bootstrap CIs.
+
+scikit-learn style::
+
+    fit = LawFit("chinchilla").fit(df, df["loss"], columns={"N": "Model Size", "D": "tokens"})
+    fit.natural_["alpha"], fit.objective_value_, fit.n_reached_best_
+    fit.bootstrap(4000, seed=42, derived=chinchilla_derived([5.88e23]))
+    fit.to_dataset()      # parameters, draws, derived quantities, the (Mis)Fitting checklist
+    fit.summary()         # the same, flat (one JSON/CSV row)
+
+Optimisation: every start of the grid is evaluated in one vectorised call; the ``top_k`` best
+are refined with ``scipy.optimize.minimize(method="L-BFGS-B")`` using the form's analytic
+gradient; the lowest objective wins and ``n_reached_best_`` says how many refined starts reached
+it (within ``reach_rtol``). Refining every start, as Epoch's notebook does, reaches the same
+optimum ~100× slower (``benchmarks/bench_fitting.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import optimize
+
+from scaling_atlas.laws.forms import LawForm, get_form
+from scaling_atlas.laws.objectives import Objective
+
+
+#: Refits start at the full-data optimum, where the gradient is already below scipy's default
+#: gtol (1e-5) for a summed log-Huber objective of ~1e-3: with default tolerances L-BFGS-B
+#: returns the start and the bootstrap CIs collapse to nothing. These make each refit move.
+BOOTSTRAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 15000}
+
+
+class FitDataError(ValueError):
+    """The data cannot be fitted as given; the message names the problem and the rows."""
+
+
+def _rows(labels, mask, limit=8) -> str:
+    bad = [str(label) for label in np.asarray(labels)[mask]]
+    more = f" … ({len(bad)} rows)" if len(bad) > limit else ""
+    return ", ".join(bad[:limit]) + more
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class LawFit:
+    """Fit one law form to data. Parameters are set at construction, results after ``fit``.
+
+    form: a registered name (``get_form``) or a ``LawForm`` instance.
+    objective: an ``Objective`` (default log-Huber, δ = 1e−3, summed).
+    starts: None (the form's default grid), an (S, P) array, or a dict of per-parameter values
+        (their product).
+    top_k: how many of the best grid starts L-BFGS-B refines.
+    solver: ``lbfgsb`` or ``vpnls`` (variable projection: linear coefficients by NNLS for fixed
+        exponents; least squares in linear space; forms with ``linear_basis``).
+    bounds: per-parameter (lower, upper) overriding the form's.
+    nan_policy: ``raise`` (default) or ``drop`` (dropped rows are counted in the result).
+    options: L-BFGS-B options (scipy's defaults unless given).
+    bookkeeping: how quantities were counted and selected (e.g. ``{"N": "with embeddings"}``);
+        copied into the result's attributes, as the (Mis)Fitting checklist asks.
+    """
+
+    form: str | LawForm
+    objective: Objective = field(default_factory=Objective)
+    starts: np.ndarray | dict | None = None
+    top_k: int = 32
+    solver: str = "lbfgsb"
+    bounds: dict | None = None
+    nan_policy: str = "raise"
+    options: dict = field(default_factory=dict)
+    reach_rtol: float = 1e-6
+    bookkeeping: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.form = get_form(self.form)
+        if self.solver not in ("lbfgsb", "vpnls"):
+            raise ValueError(f"unknown solver {self.solver!r}; use 'lbfgsb' or 'vpnls'")
+        if self.nan_policy not in ("raise", "drop"):
+            raise ValueError(f"nan_policy must be 'raise' or 'drop', got {self.nan_policy!r}")
+        if self.solver == "vpnls":
+            if not hasattr(self.form, "linear_basis"):
+                raise ValueError(f"form {self.form.name!r} has no linear part; VPNLS needs one")
+            # VPNLS is least squares in linear loss space by construction
+            self.objective = Objective("mse", space="linear", reduction="sum")
+        unknown = set(self.bounds or {}) - set(self.form.param_names)
+        if unknown:
+            raise ValueError(f"bounds for unknown parameter(s) {sorted(unknown)} of form "
+                             f"{self.form.name!r} ({', '.join(self.form.param_names)})")
+
+    # ---- data ----------------------------------------------------------------------------------
+    def _prepare(self, X, y, weights=None, groups=None, columns=None):
+        """Arrays of the form's variables and the target, after the bad-input checks."""
+        form = self.form
+        columns = columns or {}
+        labels = X.index.to_numpy() if isinstance(X, pd.DataFrame) else None
+        missing = [v for v in form.variables if columns.get(v, v) not in X]
+        if missing:
+            raise FitDataError(
+                f"missing column(s) {missing} for form {form.name!r} (it needs "
+                f"{', '.join(form.variables)}; map other names with columns={{...}})"
+            )
+        arrays = {v: np.asarray(X[columns.get(v, v)], dtype=float) for v in form.variables}
+        y = np.asarray(y, dtype=float)
+        n = len(y)
+        if labels is None:
+            labels = np.arange(n)
+        if any(len(a) != n for a in arrays.values()):
+            raise FitDataError("the variables and the target have different lengths")
+        finite = np.isfinite(y) & np.all([np.isfinite(a) for a in arrays.values()], axis=0)
+        dropped = []
+        if not finite.all():
+            if self.nan_policy == "raise":
+                raise FitDataError(
+                    f"NaN or infinite values in row(s) {_rows(labels, ~finite)}; clean them or "
+                    "pass nan_policy='drop' (dropped rows are counted in the result)"
+                )
+            dropped = [str(x) for x in labels[~finite]]
+        keep = finite
+        for v in form.positive():
+            bad = keep & ~(arrays[v] > 0)
+            if bad.any():
+                raise FitDataError(f"non-positive {v} in row(s) {_rows(labels, bad)}")
+        if self.objective.space == "log":
+            bad = keep & ~(y > 0)
+            if bad.any():
+                raise FitDataError(f"non-positive target in row(s) {_rows(labels, bad)} "
+                                   "(a log-space objective needs a positive target)")
+        if self.objective.space == "loglog":
+            bad = keep & ~((y > 0) & (y < 1))
+            if bad.any():
+                raise FitDataError(f"target outside (0, 1) in row(s) {_rows(labels, bad)} "
+                                   "(the loglog space takes ln(−ln y) of probabilities)")
+        n_kept = int(keep.sum())
+        if n_kept < len(form.params):
+            raise FitDataError(
+                f"{n_kept} usable points for {len(form.params)} parameters of form "
+                f"{form.name!r}: fewer points than parameters"
+            )
+        arrays = {v: a[keep] for v, a in arrays.items()}
+        w = None if weights is None else np.asarray(weights, float)[keep]
+        g = None if groups is None else np.asarray(groups)[keep]
+        return arrays, y[keep], w, g, dropped
+
+    def _start_grid(self) -> np.ndarray:
+        starts = self.starts
+        if starts is None:
+            starts = self.form.default_starts()
+        elif isinstance(starts, dict):
+            from scaling_atlas.laws.forms import grid
+
+            missing = [p for p in self.form.param_names if p not in starts]
+            if missing:
+                raise ValueError(f"starts lack parameter(s) {missing}")
+            starts = grid(**{p: np.atleast_1d(starts[p]) for p in self.form.param_names})
+        starts = np.atleast_2d(np.asarray(starts, float))
+        if starts.shape[1] != len(self.form.params):
+            raise ValueError(f"starts have {starts.shape[1]} columns; form {self.form.name!r} "
+                             f"has {len(self.form.params)} parameters")
+        lower, upper = np.array(self.fit_bounds).T
+        inside = np.all((starts >= lower) & (starts <= upper), axis=1)
+        if not inside.any():
+            raise ValueError(
+                f"the bounds {dict(zip(self.form.param_names, self.fit_bounds))} exclude every "
+                f"one of the {len(starts)} starts; widen the bounds or pass starts inside them"
+            )
+        return starts[inside]
+
+    @property
+    def fit_bounds(self) -> list[tuple[float, float]]:
+        bounds = dict(zip(self.form.param_names, self.form.bounds))
+        bounds.update(self.bounds or {})
+        return [bounds[p] for p in self.form.param_names]
+
+    # ---- objective -----------------------------------------------------------------------------
+    def _jacobian(self, theta, X):
+        jac = self.form.jacobian(theta, X)
+        if jac is not None:
+            return jac
+        # central differences for all parameters in one vectorised call
+        K, P = theta.shape
+        step = 1e-6 * np.maximum(1.0, np.abs(theta))
+        shifted = np.repeat(theta[:, None, :], 2 * P, axis=1)
+        for p in range(P):
+            shifted[:, 2 * p, p] += step[:, p]
+            shifted[:, 2 * p + 1, p] -= step[:, p]
+        pred = self.form.predict(shifted.reshape(K * 2 * P, P), X).reshape(K, 2 * P, -1)
+        return np.stack([(pred[:, 2 * p] - pred[:, 2 * p + 1]) / (2 * step[:, p : p + 1])
+                         for p in range(P)], axis=-1)
+
+    def _objective_values(self, theta, X, y, w, delta=None):
+        with np.errstate(all="ignore"):
+            r = self.objective.residuals(self.form.predict(theta, X), y)
+            values = self.objective.value(r, w, delta)
+        return np.where(np.isfinite(values), values, np.inf)
+
+    def _value_and_grad(self, theta_1d, X, y, w, delta=None):
+        theta = theta_1d[None, :]
+        with np.errstate(all="ignore"):
+            pred = self.form.predict(theta, X)
+            r = self.objective.residuals(pred, y)
+            value, slope = self.objective.value_and_slope(r, w, delta)
+            jac = self._jacobian(theta, X)[0] * self.objective.transform_slope(pred[0])[:, None]
+            grad = slope[0] @ jac
+        if not np.isfinite(value[0]) or not np.all(np.isfinite(grad)):
+            return 1e300, np.zeros_like(theta_1d)
+        return float(value[0]), grad
+
+    def _refine(self, start, X, y, w, options=None):
+        """One L-BFGS-B descent; for MAE, Huber/δ with δ annealed, then exact L1 polishing."""
+        deltas = [None]
+        if self.objective.loss == "mae":
+            deltas = [self.objective.delta * 10.0**-i for i in range(0, 3)]
+        x, result = np.asarray(start, float), None
+        for delta in deltas:
+            result = optimize.minimize(
+                self._value_and_grad, x, args=(X, y, w, delta), jac=True, method="L-BFGS-B",
+                bounds=self.fit_bounds, options=options or self.options or None,
+            )
+            x = result.x
+        if self.objective.loss == "mae":
+            result = self._polish_l1(result, X, y, w)
+        return result
+
+    def _polish_l1(self, result, X, y, w, max_iter=200):
+        """Exact least absolute deviations by sequential linear programming in a trust region.
+
+        The L1 optimum sits on a kink (as many zero residuals as parameters), where gradient
+        methods stall; linearising the residuals and solving Σ w|r + Jδ| → min as an LP
+        (HiGHS) lands on it.
+        """
+        theta = result.x.copy()
+        n, P = len(y), len(theta)
+        weights = np.ones(n) if w is None else w
+        lower, upper = np.array(self.fit_bounds, float).T
+        radius = 0.1 * np.maximum(1.0, np.abs(theta))
+
+        def l1(t):
+            with np.errstate(all="ignore"):
+                r = self.objective.residuals(self.form.predict(t[None, :], X), y)[0]
+            value = float(np.sum(weights * np.abs(r)))
+            return (value if np.isfinite(value) else np.inf), r
+
+        value, r = l1(theta)
+        cost = np.concatenate([np.zeros(P), weights])
+        for _ in range(max_iter):
+            pred = self.form.predict(theta[None, :], X)[0]
+            jac = self._jacobian(theta[None, :], X)[0] * self.objective.transform_slope(pred)[:, None]
+            # variables (δ, s): minimise Σ w·s  subject to  −s ≤ r + Jδ ≤ s
+            eye = np.eye(n)
+            a_ub = np.block([[jac, -eye], [-jac, -eye]])
+            b_ub = np.concatenate([-r, r])
+            step_bounds = [(max(-rad, lo - t), min(rad, hi - t))
+                           for rad, lo, hi, t in zip(radius, lower, upper, theta)]
+            lp = optimize.linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=step_bounds + [(0, None)] * n,
+                                  method="highs")
+            if lp.status != 0:
+                break
+            step = lp.x[:P]
+            predicted = value - lp.fun
+            new_value, new_r = l1(theta + step)
+            actual = value - new_value
+            if predicted <= 1e-15 * max(value, 1e-300):
+                break
+            if actual > 0.25 * predicted:
+                theta, value, r = theta + step, new_value, new_r
+                if actual > 0.75 * predicted:
+                    radius *= 2.0
+            else:
+                radius *= 0.25
+            if np.all(radius < 1e-12 * np.maximum(1.0, np.abs(theta))):
+                break
+        scale = 1.0 / n if self.objective.reduction == "mean" else 1.0
+        return optimize.OptimizeResult(x=theta, fun=value * scale, success=True,
+                                       message="L1 polished by sequential linear programming")
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, X, y, weights=None, groups=None, columns=None, excluded: str = "") -> "LawFit":
+        """Fit to variables ``X`` (DataFrame or dict of arrays) and target ``y``.
+
+        columns: map a form variable to a differently named column, e.g. ``{"N": "params"}``.
+        groups: run/group labels for ``bootstrap(by="groups")``.
+        excluded: which points were removed before the call and why (kept in the attributes).
+        """
+        Xa, ya, w, g, dropped = self._prepare(X, y, weights, groups, columns)
+        self.X_, self.y_, self.weights_, self.groups_ = Xa, ya, w, g
+        self.n_points_, self.n_dropped_nan_, self.dropped_rows_ = len(ya), len(dropped), dropped
+        self.excluded_ = excluded
+        if self.solver == "vpnls":
+            self._fit_vpnls(Xa, ya, w)
+        else:
+            self._fit_multistart(Xa, ya, w)
+        self._finish()
+        return self
+
+    def _fit_multistart(self, X, y, w):
+        starts = self._start_grid()
+        screened = np.concatenate([
+            self._objective_values(starts[i : i + 512], X, y, w) for i in range(0, len(starts), 512)
+        ])
+        order = np.argsort(screened, kind="stable")
+        order = order[np.isfinite(screened[order])][: self.top_k]
+        if len(order) == 0:
+            raise FitDataError("the objective is not finite at any start; check the data's scale "
+                               "and the form's bounds")
+        results = [self._refine(starts[i], X, y, w) for i in order]
+        values = np.array([r.fun for r in results])
+        best = int(np.argmin(values))
+        self.n_starts_, self.n_refined_ = len(starts), len(results)
+        self.refined_objectives_ = values
+        # reached = within reach_rtol of the best, or within 1e-12 absolute when the fit is exact
+        self.n_reached_best_ = int(np.sum(values <= values[best] * (1 + self.reach_rtol) + 1e-12))
+        self.theta_ = results[best].x
+        self.converged_, self.message_ = bool(results[best].success), str(results[best].message)
+        self.initialisation_ = (
+            f"{len(starts)} starts ({'form default grid' if self.starts is None else 'user grid'}) "
+            f"evaluated; best {len(results)} refined with L-BFGS-B"
+        )
+
+    def _fit_vpnls(self, X, y, w):
+        """Variable projection: NNLS for the linear coefficients, search over the exponents."""
+        form = self.form
+        sqrt_w = np.ones_like(y) if w is None else np.sqrt(w)
+
+        def profile(theta_nl):
+            basis = form.linear_basis(np.atleast_1d(theta_nl), X)
+            coefs, rnorm = optimize.nnls(basis * sqrt_w[:, None], y * sqrt_w)
+            return 0.5 * rnorm**2, coefs
+
+        nl_grid = form.nonlinear_grid()
+        values = np.array([profile(t)[0] for t in nl_grid])
+        best_start = nl_grid[int(np.argmin(values))]
+        result = optimize.minimize(lambda t: profile(t)[0], best_start, method="Nelder-Mead",
+                                   options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 20000})
+        value, coefs = profile(result.x)
+        self.theta_ = form.from_linear(np.atleast_1d(result.x), coefs)
+        self.n_starts_, self.n_refined_, self.n_reached_best_ = len(nl_grid), 1, 1
+        self.refined_objectives_ = np.array([value])
+        self.converged_, self.message_ = bool(result.success), str(result.message)
+        self.initialisation_ = (f"VPNLS: {len(nl_grid)}-point grid over the exponents, NNLS for "
+                                "the linear coefficients, Nelder-Mead refinement")
+
+    def _finish(self):
+        theta = self.theta_[None, :]
+        self.params_ = dict(zip(self.form.param_names, map(float, self.theta_)))
+        self.natural_ = {k: float(v[0]) for k, v in self.form.natural(theta).items()}
+        self.objective_value_ = float(self._objective_values(theta, self.X_, self.y_, self.weights_)[0])
+        pred = self.form.predict(theta, self.X_)[0]
+        self.residuals_ = self.objective.residuals(pred[None, :], self.y_)[0]
+        self.standard_errors_ = self._gauss_newton_se(pred)
+        self.draws_ = None
+
+    def _gauss_newton_se(self, pred) -> dict[str, float]:
+        """Asymptotic SEs for least-squares fits, s²(JᵀJ)⁻¹; NaN for other objectives."""
+        names = self.form.param_names
+        dof = self.n_points_ - len(names)
+        if self.objective.loss != "mse" or dof <= 0:
+            return dict.fromkeys(names, math.nan)
+        jac = self._jacobian(self.theta_[None, :], self.X_)[0]
+        jac = jac * self.objective.transform_slope(pred)[:, None]
+        s2 = float(np.sum(self.residuals_**2)) / dof
+        try:
+            cov = np.linalg.inv(jac.T @ jac) * s2
+        except np.linalg.LinAlgError:
+            return dict.fromkeys(names, math.nan)
+        return dict(zip(names, np.sqrt(np.clip(np.diag(cov), 0, None))))
+
+    # ---- prediction ----------------------------------------------------------------------------
+    def predict(self, X, columns=None) -> np.ndarray:
+        columns = columns or {}
+        arrays = {v: np.asarray(X[columns.get(v, v)], float) for v in self.form.variables}
+        return self.form.predict(self.theta_[None, :], arrays)[0]
+
+    # ---- uncertainty ---------------------------------------------------------------------------
+    def bootstrap(self, n_resamples: int = 4000, by: str = "points", seed: int = 42,
+                  n_jobs: int | None = None, ci: float = 0.95,
+                  derived: Callable[[dict], dict] | None = None) -> "LawFit":
+        """Non-parametric bootstrap: resample points (or whole groups/runs), refit each resample
+        from the best fit (one L-BFGS-B descent, as Epoch), percentile CIs.
+
+        Index draws are made up front from one seeded generator, so the result does not depend
+        on ``n_jobs`` (default: every available core).
+        """
+        if by not in ("points", "groups"):
+            raise ValueError(f"bootstrap by must be 'points' or 'groups', got {by!r}")
+        if by == "groups" and self.groups_ is None:
+            raise ValueError("bootstrap(by='groups') needs fit(..., groups=...)")
+        rng = np.random.default_rng(seed)
+        n = self.n_points_
+        if by == "points":
+            samples = [rng.integers(0, n, n) for _ in range(n_resamples)]
+        else:
+            labels, inverse = np.unique(self.groups_, return_inverse=True)
+            members = [np.nonzero(inverse == i)[0] for i in range(len(labels))]
+            samples = [np.concatenate([members[j] for j in rng.integers(0, len(labels), len(labels))])
+                       for _ in range(n_resamples)]
+        n_jobs = n_jobs or _available_cpus()
+        chunks = np.array_split(np.arange(n_resamples), max(1, min(n_jobs * 4, n_resamples)))
+        tasks = [[samples[i] for i in chunk] for chunk in chunks]
+        if n_jobs > 1 and n_resamples > 50:
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                parts = list(pool.map(self._refit_many, tasks))
+        else:
+            parts = [self._refit_many(t) for t in tasks]
+        self.draws_theta_ = np.concatenate(parts)
+        self.n_failed_draws_ = int(np.sum(~np.all(np.isfinite(self.draws_theta_), axis=1)))
+        self.bootstrap_info_ = {"ci_method": f"percentile bootstrap over {by}",
+                                "n_resamples": n_resamples, "seed": seed, "ci_level": ci,
+                                "refit": "one L-BFGS-B descent from the full-data optimum, "
+                                         f"options {BOOTSTRAP_OPTIONS}"}
+        self.derived_fn_ = derived
+        self.ci_level_ = ci
+        self.draws_ = self.form.natural(self.draws_theta_)
+        return self
+
+    def _refit_many(self, samples):
+        out = np.full((len(samples), len(self.theta_)), np.nan)
+        for i, idx in enumerate(samples):
+            X = {v: a[idx] for v, a in self.X_.items()}
+            w = None if self.weights_ is None else self.weights_[idx]
+            result = self._refine(self.theta_, X, self.y_[idx], w, BOOTSTRAP_OPTIONS)
+            if np.isfinite(result.fun) and result.fun < 1e299:
+                out[i] = result.x
+        return out
+
+    def derived_estimates(self, derived=None) -> dict[str, float]:
+        derived = derived or getattr(self, "derived_fn_", None)
+        if derived is None:
+            return {}
+        values = derived({k: np.array([v]) for k, v in self.natural_.items()})
+        return {k: float(np.asarray(v).ravel()[0]) for k, v in values.items()}
+
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """Percentile CIs of every natural parameter and derived quantity (after ``bootstrap``)."""
+        if self.draws_ is None:
+            return {}
+        tail = 100 * (1 - self.ci_level_) / 2
+        draws = dict(self.draws_)
+        if self.derived_fn_ is not None:
+            draws.update(self.derived_fn_(self.draws_))
+        return {k: tuple(np.nanpercentile(v, [tail, 100 - tail])) for k, v in draws.items()}
+
+    # ---- results -------------------------------------------------------------------------------
+    def attributes(self) -> dict[str, str | int | float]:
+        """What the (Mis)Fitting checklist asks a fit to report, as flat attributes."""
+        obj = self.objective
+        attrs = {
+            "form": self.form.name,
+            "equation": self.form.equation,
+            "variables": ", ".join(self.form.variables),
+            "fitted_parameters": ", ".join(self.form.param_names),
+            "objective": obj.loss,
+            "objective_space": obj.space,
+            "objective_delta": obj.delta if obj.loss in ("huber", "mae") else "n/a",
+            "objective_reduction": obj.reduction,
+            "objective_value": self.objective_value_,
+            "optimiser": ("scipy.optimize.minimize L-BFGS-B, analytic gradient"
+                          if self.solver == "lbfgsb" else "VPNLS: scipy.optimize.nnls + Nelder-Mead"),
+            "tolerances": json.dumps(self.options) if self.options else "scipy defaults",
+            "initialisation": self.initialisation_,
+            "n_starts": self.n_starts_,
+            "n_refined": self.n_refined_,
+            "n_reached_best": self.n_reached_best_,
+            "converged": int(self.converged_),
+            "n_points": self.n_points_,
+            "n_dropped_nan": self.n_dropped_nan_,
+            "excluded_points": self.excluded_ or "none",
+            "bounds": json.dumps({p: [str(lo), str(hi)] for p, (lo, hi)
+                                  in zip(self.form.param_names, self.fit_bounds)}),
+        }
+        if self.draws_ is not None:
+            attrs.update({k: str(v) for k, v in self.bootstrap_info_.items()})
+            attrs["n_failed_draws"] = self.n_failed_draws_
+        else:
+            attrs["ci_method"] = "none"
+        attrs.update({f"counting_{k}": str(v) for k, v in self.bookkeeping.items()})
+        return attrs
+
+    def to_dataset(self) -> xr.Dataset:
+        """Estimates, CIs, bootstrap draws and derived quantities, with the checklist as attrs."""
+        names = list(self.natural_)
+        ds = xr.Dataset(coords={"parameter": names, "fit_parameter": self.form.param_names})
+        ds["estimate"] = ("parameter", [self.natural_[k] for k in names])
+        ds["theta"] = ("fit_parameter", self.theta_)
+        ds["theta"].attrs["long_name"] = "fitted vector in the optimiser's parametrisation"
+        derived = self.derived_estimates()
+        if derived:
+            ds = ds.assign_coords(quantity=list(derived))
+            ds["derived"] = ("quantity", list(derived.values()))
+        if self.draws_ is not None:
+            ci = self.intervals()
+            ds["ci_low"] = ("parameter", [ci[k][0] for k in names])
+            ds["ci_high"] = ("parameter", [ci[k][1] for k in names])
+            ds["draws"] = (("draw", "parameter"), np.column_stack([self.draws_[k] for k in names]))
+            if derived:
+                values = self.derived_fn_(self.draws_)
+                ds["derived_ci_low"] = ("quantity", [ci[k][0] for k in derived])
+                ds["derived_ci_high"] = ("quantity", [ci[k][1] for k in derived])
+                ds["derived_draws"] = (("draw", "quantity"),
+                                       np.column_stack([np.asarray(values[k]) for k in derived]))
+        ds["residual"] = ("point", self.residuals_)
+        ds["residual"].attrs["long_name"] = f"residual in {self.objective.space} space"
+        for var, long_name in (("estimate", "best-fit value"), ("ci_low", "lower CI bound"),
+                               ("ci_high", "upper CI bound"), ("draws", "bootstrap refit"),
+                               ("derived", "derived quantity at the best fit")):
+            if var in ds:
+                ds[var].attrs.update(long_name=long_name, units="1")
+        ds.attrs.update(self.attributes())
+        return ds
+
+    def summary(self) -> dict:
+        """One flat row: estimates, CIs, derived quantities and the checklist."""
+        row = dict(self.attributes())
+        row.update({f"{k}": v for k, v in self.natural_.items()})
+        row.update(self.derived_estimates())
+        for k, (lo, hi) in self.intervals().items():
+            row[f"{k}_ci_low"], row[f"{k}_ci_high"] = lo, hi
+        return row
