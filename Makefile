@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_superposition.py
+	$(BIN)/python benchmarks/bench_fitting.py
 
 clean:
 	rm -rf results/*/ logs resources .snakemake

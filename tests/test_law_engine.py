@@ -75,6 +75,11 @@ def test_analytic_jacobian_matches_finite_differences(name):
     if analytic is None:  # the engine's finite differences are the Jacobian: check them instead
         analytic = _central(form, theta, X, 1e-5)
     np.testing.assert_allclose(analytic, numeric, rtol=2e-5, atol=1e-9 * np.abs(pred).max())
+    # the engine's hot path computes both at once: it must agree with the separate calls
+    both_pred, both_jac = form.predict_and_jacobian(theta, X)
+    np.testing.assert_allclose(both_pred, pred, rtol=1e-12)
+    if both_jac is not None:
+        np.testing.assert_allclose(both_jac, analytic, rtol=1e-12)
 
 
 def test_multi_power_jacobian_matches_finite_differences():

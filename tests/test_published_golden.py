@@ -68,9 +68,24 @@ def test_log_mse_variant(epoch_points):
 def test_mean_reduced_objective_barely_moves_from_hoffmanns_values(epoch_points):
     """Epoch's diagnosis of Hoffmann's estimates: averaging + default tolerances stop early."""
     start = np.array([[6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083]])
-    fit = LawFit("chinchilla", Objective(reduction="mean"), starts=start, top_k=1)
+    fit = LawFit("chinchilla", Objective(reduction="mean"), starts=start, top_k=1,
+                 scale_objective=False)
     p = fit.fit(epoch_points, epoch_points["loss"]).natural_
     assert p["A"] == pytest.approx(406.4, rel=1e-3) and p["alpha"] == pytest.approx(0.339, abs=1e-3)
+    # the engine's default (objective scaled to 1 at the start) walks on to the real optimum
+    rescued = LawFit("chinchilla", Objective(reduction="mean"), starts=start, top_k=1)
+    assert rescued.fit(epoch_points, epoch_points["loss"]).natural_["A"] == pytest.approx(477.8, rel=1e-3)
+
+
+def test_extrapolation_fit_below_1e20_flops(epoch_points):
+    """The flat-objective row of §4: only C ≤ 1e20 (136 points); loose tolerances."""
+    small = epoch_points[epoch_points["N"] * epoch_points["D"] * 6 <= 1e20]
+    fit = LawFit("chinchilla").fit(small, small["loss"])
+    p = fit.natural_
+    assert fit.n_points_ == 136
+    assert 255 < p["A"] < 280 and 1.86 < p["E"] < 1.87 and 0.310 < p["alpha"] < 0.314
+    ratio = chinchilla_derived([5.88e23])({k: np.array([v]) for k, v in p.items()})
+    assert 2.4 < ratio["D_over_N@5.88e23"][0] < 2.8
 
 
 def test_compute_optimal_allocation_from_the_refit(epoch_fit):

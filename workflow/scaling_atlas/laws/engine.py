@@ -33,10 +33,12 @@ from scaling_atlas.laws.forms import LawForm, get_form
 from scaling_atlas.laws.objectives import Objective
 
 
-#: Refits start at the full-data optimum, where the gradient is already below scipy's default
-#: gtol (1e-5) for a summed log-Huber objective of ~1e-3: with default tolerances L-BFGS-B
-#: returns the start and the bootstrap CIs collapse to nothing. These make each refit move.
-BOOTSTRAP_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 15000}
+#: Bootstrap refits start at the full-data optimum, where a summed log-Huber objective of ~1e-3
+#: has a gradient below scipy's default gtol (1e-5) and L-BFGS-B's ftol test, relative to
+#: max(|f|, 1), is effectively absolute: with defaults the refit returns its start and the CIs
+#: collapse. Each refit therefore sees the objective divided by its full-data value (f ≈ 1),
+#: which makes scipy's default tolerances relative ones (see ``_start_scale``).
+BOOTSTRAP_SCALING = "objective divided by its full-data optimum inside L-BFGS-B; scipy defaults"
 
 
 class FitDataError(ValueError):
@@ -70,6 +72,8 @@ class LawFit:
     bounds: per-parameter (lower, upper) overriding the form's.
     nan_policy: ``raise`` (default) or ``drop`` (dropped rows are counted in the result).
     options: L-BFGS-B options (scipy's defaults unless given).
+    scale_objective: refine each start on the objective divided by its value there, so that
+        scipy's tolerances act relatively (False reproduces plain scipy on the raw objective).
     bookkeeping: how quantities were counted and selected (e.g. ``{"N": "with embeddings"}``);
         copied into the result's attributes, as the (Mis)Fitting checklist asks.
     """
@@ -84,6 +88,7 @@ class LawFit:
     options: dict = field(default_factory=dict)
     reach_rtol: float = 1e-6
     bookkeeping: dict = field(default_factory=dict)
+    scale_objective: bool = True
 
     def __post_init__(self):
         self.form = get_form(self.form)
@@ -207,30 +212,36 @@ class LawFit:
             values = self.objective.value(r, w, delta)
         return np.where(np.isfinite(values), values, np.inf)
 
-    def _value_and_grad(self, theta_1d, X, y, w, delta=None):
+    def _value_and_grad(self, theta_1d, X, y, w, delta=None, scale=1.0):
         theta = theta_1d[None, :]
         with np.errstate(all="ignore"):
-            pred = self.form.predict(theta, X)
+            pred, jac = self.form.predict_and_jacobian(theta, X)
+            if jac is None:
+                jac = self._jacobian(theta, X)
             r = self.objective.residuals(pred, y)
             value, slope = self.objective.value_and_slope(r, w, delta)
-            jac = self._jacobian(theta, X)[0] * self.objective.transform_slope(pred[0])[:, None]
+            jac = jac[0] * self.objective.transform_slope(pred[0])[:, None]
             grad = slope[0] @ jac
         if not np.isfinite(value[0]) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros_like(theta_1d)
-        return float(value[0]), grad
+        return float(value[0]) * scale, grad * scale
 
-    def _refine(self, start, X, y, w, options=None):
-        """One L-BFGS-B descent; for MAE, Huber/δ with δ annealed, then exact L1 polishing."""
+    def _refine(self, start, X, y, w, options=None, scale=1.0):
+        """One L-BFGS-B descent; for MAE, Huber/δ with δ annealed, then exact L1 polishing.
+
+        ``scale`` multiplies the objective inside the optimiser only (results are unscaled).
+        """
         deltas = [None]
         if self.objective.loss == "mae":
             deltas = [self.objective.delta * 10.0**-i for i in range(0, 3)]
         x, result = np.asarray(start, float), None
         for delta in deltas:
             result = optimize.minimize(
-                self._value_and_grad, x, args=(X, y, w, delta), jac=True, method="L-BFGS-B",
-                bounds=self.fit_bounds, options=options or self.options or None,
+                self._value_and_grad, x, args=(X, y, w, delta, scale), jac=True,
+                method="L-BFGS-B", bounds=self.fit_bounds, options=options or self.options or None,
             )
             x = result.x
+            result.fun = result.fun / scale
         if self.objective.loss == "mae":
             result = self._polish_l1(result, X, y, w)
         return result
@@ -316,7 +327,8 @@ class LawFit:
         if len(order) == 0:
             raise FitDataError("the objective is not finite at any start; check the data's scale "
                                "and the form's bounds")
-        results = [self._refine(starts[i], X, y, w) for i in order]
+        results = [self._refine(starts[i], X, y, w, scale=self._start_scale(screened[i]))
+                   for i in order]
         values = np.array([r.fun for r in results])
         best = int(np.argmin(values))
         self.n_starts_, self.n_refined_ = len(starts), len(results)
@@ -329,6 +341,14 @@ class LawFit:
             f"{len(starts)} starts ({'form default grid' if self.starts is None else 'user grid'}) "
             f"evaluated; best {len(results)} refined with L-BFGS-B"
         )
+
+    def _start_scale(self, value_at_start: float) -> float:
+        """L-BFGS-B's ftol test is relative to max(|f|, 1): on a summed log-Huber objective of
+        ~1e-3 it is effectively absolute and stops early on flat valleys. Dividing the objective
+        by its value at the start (f ≈ 1 there) makes scipy's default tolerances relative."""
+        if not self.scale_objective or not value_at_start > 0:
+            return 1.0
+        return 1.0 / value_at_start
 
     def _fit_vpnls(self, X, y, w):
         """Variable projection: NNLS for the linear coefficients, search over the exponents."""
@@ -420,7 +440,7 @@ class LawFit:
         self.bootstrap_info_ = {"ci_method": f"percentile bootstrap over {by}",
                                 "n_resamples": n_resamples, "seed": seed, "ci_level": ci,
                                 "refit": "one L-BFGS-B descent from the full-data optimum, "
-                                         f"options {BOOTSTRAP_OPTIONS}"}
+                                         + BOOTSTRAP_SCALING}
         self.derived_fn_ = derived
         self.ci_level_ = ci
         self.draws_ = self.form.natural(self.draws_theta_)
@@ -431,7 +451,8 @@ class LawFit:
         for i, idx in enumerate(samples):
             X = {v: a[idx] for v, a in self.X_.items()}
             w = None if self.weights_ is None else self.weights_[idx]
-            result = self._refine(self.theta_, X, self.y_[idx], w, BOOTSTRAP_OPTIONS)
+            scale = 1.0 / max(self.objective_value_, 1e-300)
+            result = self._refine(self.theta_, X, self.y_[idx], w, scale=scale)
             if np.isfinite(result.fun) and result.fun < 1e299:
                 out[i] = result.x
         return out
@@ -469,7 +490,8 @@ class LawFit:
             "objective_value": self.objective_value_,
             "optimiser": ("scipy.optimize.minimize L-BFGS-B, analytic gradient"
                           if self.solver == "lbfgsb" else "VPNLS: scipy.optimize.nnls + Nelder-Mead"),
-            "tolerances": json.dumps(self.options) if self.options else "scipy defaults",
+            "tolerances": (json.dumps(self.options) if self.options else "scipy defaults")
+                          + ("; objective scaled to 1 at each start" if self.scale_objective else ""),
             "initialisation": self.initialisation_,
             "n_starts": self.n_starts_,
             "n_refined": self.n_refined_,

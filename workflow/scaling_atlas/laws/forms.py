@@ -79,6 +79,10 @@ class LawForm:
         """d prediction / d theta with shape (K, n, P), or None to use finite differences."""
         return None
 
+    def predict_and_jacobian(self, theta, X):
+        """Both at once; forms override it when they share work (the engine's hot path)."""
+        return self.predict(theta, X), self.jacobian(theta, X)
+
     def default_starts(self) -> np.ndarray:
         """A start grid (S, P); the midpoint of finite bounds (or 0) unless a form knows better."""
         return np.array([[_midpoint(p) for p in self.params]])
@@ -271,9 +275,13 @@ class ChinchillaForm(LawForm):
         return np.exp(tn) + np.exp(td) + np.exp(te)
 
     def jacobian(self, theta, X):
+        return self.predict_and_jacobian(theta, X)[1]
+
+    def predict_and_jacobian(self, theta, X):
         (tn, td, te), log_n, log_d = self._terms(theta, X)
         n_term, d_term, e_term = np.exp(tn), np.exp(td), np.exp(te)
-        return np.stack([n_term, d_term, e_term, -n_term * log_n, -d_term * log_d], axis=-1)
+        jac = np.stack([n_term, d_term, e_term, -n_term * log_n, -d_term * log_d], axis=-1)
+        return n_term + d_term + e_term, jac
 
     def default_starts(self):
         """Hoffmann et al.'s 5·5·5·6·6 = 4,500-point grid (as in Epoch's replication)."""
@@ -317,9 +325,12 @@ class ChinchillaTiedForm(ChinchillaForm):
     def predict(self, theta, X):
         return super().predict(self._expand(theta), X)
 
+    def predict_and_jacobian(self, theta, X):
+        pred, full = super().predict_and_jacobian(self._expand(theta), X)
+        return pred, np.concatenate([full[..., :3], full[..., 3:4] + full[..., 4:5]], axis=-1)
+
     def jacobian(self, theta, X):
-        full = super().jacobian(self._expand(theta), X)
-        return np.concatenate([full[..., :3], full[..., 3:4] + full[..., 4:5]], axis=-1)
+        return self.predict_and_jacobian(theta, X)[1]
 
     def default_starts(self):
         return grid(

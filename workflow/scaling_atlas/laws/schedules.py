@@ -111,30 +111,33 @@ class MultiPowerLawForm(LawForm):
         for c in np.unique(curve):
             rows = np.nonzero(curve == c)[0]
             eta, s1, k, drop, log_eta, s1_before = self._curve_terms(c)
+            # rows sorted by step, so each chunk only needs the drops up to its largest step
+            rows = rows[np.argsort(step[rows], kind="stable")]
             for r in range(K):
                 L0, A, alpha, B, C, beta, gamma = theta[r]
+                eta_gamma = np.exp(-gamma * log_eta)
                 for start in range(0, len(rows), self.chunk):
                     idx = rows[start : start + self.chunk]
                     t = step[idx]
+                    m = int(np.searchsorted(k, t.max(), side="right"))
                     s1_t = s1[t]
-                    valid = k[None, :] <= t[:, None]
-                    s_kt = np.where(valid, s1_t[:, None] - s1_before[None, :], 0.0)
-                    x = np.exp(-gamma * log_eta)[None, :] * s_kt
-                    u = C * x + 1.0
-                    u_beta = u ** (-beta)
-                    weight = np.where(valid, drop[None, :], 0.0)
+                    valid = k[None, :m] <= t[:, None]
+                    x = eta_gamma[None, :m] * np.where(valid, s1_t[:, None] - s1_before[None, :m], 0.0)
+                    log_u = np.log1p(C * x)
+                    u_beta = np.exp(-beta * log_u)
+                    weight = np.where(valid, drop[None, :m], 0.0)
                     g_sum = (weight * (1.0 - u_beta)).sum(axis=1)
                     power = s1_t ** (-alpha)
                     pred[r, idx] = L0 + A * power - B * g_sum
                     if with_jacobian:
-                        dg_du = beta * u_beta / u
+                        wdx = weight * beta * u_beta * x / (1.0 + C * x)  # w·dG/du·du/dC
                         jac[r, idx, 0] = 1.0
                         jac[r, idx, 1] = power
                         jac[r, idx, 2] = -A * power * np.log(s1_t)
                         jac[r, idx, 3] = -g_sum
-                        jac[r, idx, 4] = -B * (weight * dg_du * x).sum(axis=1)
-                        jac[r, idx, 5] = -B * (weight * u_beta * np.log(u)).sum(axis=1)
-                        jac[r, idx, 6] = -B * (weight * dg_du * C * x * -log_eta[None, :]).sum(axis=1)
+                        jac[r, idx, 4] = -B * wdx.sum(axis=1)
+                        jac[r, idx, 5] = -B * (weight * u_beta * log_u).sum(axis=1)
+                        jac[r, idx, 6] = B * C * (wdx @ log_eta[:m])
         return pred, jac
 
     def predict(self, theta, X):
@@ -142,6 +145,9 @@ class MultiPowerLawForm(LawForm):
 
     def jacobian(self, theta, X):
         return self._evaluate(theta, X, True)[1]
+
+    def predict_and_jacobian(self, theta, X):
+        return self._evaluate(theta, X, True)
 
 
 register_form(MultiPowerLawForm)
