@@ -114,3 +114,18 @@ def test_shards_group_by_shape_and_stay_stable():
     again = group_into_shards(changed, lambda r: r["m"], lambda r: f"m{r['m']}", max_runs=2)
     kept = {k for k in shards if k.startswith("m4")}
     assert kept <= set(again)  # editing m = 8 runs leaves the m = 4 shards untouched
+
+
+def test_flat_summary_lists_estimates_with_cis_and_attributes():
+    from scaling_atlas.cubes import flat_summary
+
+    ds = xr.Dataset({"estimate": ("parameter", [1.0, 2.0]), "ci_low": ("parameter", [0.5, 1.5]),
+                     "ci_high": ("parameter", [1.5, 2.5]), "draws": (("draw", "parameter"), np.ones((3, 2))),
+                     "r2": ((), 0.9)}, coords={"parameter": ["A", "alpha"]}, attrs={"form": "power_law"})
+    tree = xr.DataTree.from_dict({"/fit1": ds})
+    table = flat_summary(tree)
+    rows = table.set_index(["fit", "quantity"])
+    assert rows.loc[("fit1", "alpha"), "ci_high"] == 2.5 and rows.loc[("fit1", "A"), "value"] == 1.0
+    assert rows.loc[("fit1", "form"), "kind"] == "attribute"
+    assert rows.loc[("fit1", "r2"), "value"] == 0.9
+    assert not table["quantity"].str.startswith("draws").any()  # per-draw arrays are left out

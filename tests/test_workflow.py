@@ -100,6 +100,11 @@ def test_published_study_end_to_end(ci_run):
     huber = fits["epoch_huber"].to_dataset()
     assert huber.attrs["objective_reduction"] == "sum" and huber.attrs["n_starts"] == 4500
     assert huber.sizes["draw"] == 50  # the ci preset's bootstrap
+    summary = pd.read_csv(ci_run / "results/published/fits_summary.csv")
+    alpha = summary[(summary["fit"] == "epoch_huber") & (summary["quantity"] == "alpha")].iloc[0]
+    assert float(alpha["ci_low"]) < float(alpha["value"]) < float(alpha["ci_high"])
+    extrapolation = fits["epoch_extrapolation"].to_dataset()
+    assert float(extrapolation["test_n"].sel(protocol="fit C ≤ 1e20, score C > 1e20")) == 104
     claims = pd.read_csv(ci_run / "results/published/claims.csv").set_index("claim_id")
     must_pass = ["epoch_refit_A", "epoch_refit_alpha", "epoch_published_A", "epoch_n_opt",
                  "hoffmann_residual_mean", "porian_a_rw_tuned_short_const_standard_val",

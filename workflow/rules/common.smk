@@ -71,6 +71,7 @@ def study_outputs(name):
         f"results/{name}/manifest.tsv",
         f"results/{name}/cube.nc",
         f"results/{name}/fits.nc",
+        f"results/{name}/fits_summary.csv",
         f"results/{name}/claims.csv",
         f"results/{name}/claims.md",
     ]

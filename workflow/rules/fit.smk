@@ -2,7 +2,8 @@ rule fit_laws:
     input:
         cube="results/{study}/cube.nc",
     output:
-        "results/{study}/fits.nc",
+        fits="results/{study}/fits.nc",
+        summary="results/{study}/fits_summary.csv",
     log:
         "logs/{study}/fit_laws.log",
     benchmark:

@@ -118,3 +118,41 @@ def grid_from_records(
         data_vars[name] = (dims + [extra_dim], values.reshape(shape + [stacked.shape[1]]))
     extra_coords = {extra_dim: coord for extra_dim, coord in arrays.values()}
     return xr.Dataset(data_vars, coords={**{d: coords[d].to_numpy() for d in dims}, **extra_coords})
+
+
+#: per-point or per-draw arrays that do not belong in a one-line-per-number summary
+_SUMMARY_SKIP_DIMS = {"draw", "point", "frontier_flops", "budget", "step", "norm_bin"}
+
+
+def flat_summary(fits: xr.Dataset | xr.DataTree) -> pd.DataFrame:
+    """A long table of a study's fits: one row per number (with its CI where there is one) and
+    one row per attribute of each fit group (the fitting checklist).
+
+    Columns: fit, quantity, value, ci_low, ci_high, kind (``estimate`` or ``attribute``).
+    """
+    nodes = ([(node.path.strip("/") or "root", node.dataset) for node in fits.subtree]
+             if isinstance(fits, xr.DataTree) else [("fits", fits)])
+    rows = []
+    for name, ds in nodes:
+        for key, value in ds.attrs.items():
+            rows.append({"fit": name, "quantity": key, "value": value, "kind": "attribute"})
+        for var, da in ds.data_vars.items():
+            if var.startswith(("ci_", "derived_ci_")) or set(da.dims) & _SUMMARY_SKIP_DIMS:
+                continue
+            low = ds.get("derived_ci_low" if var == "derived" else "ci_low")
+            high = ds.get("derived_ci_high" if var == "derived" else "ci_high")
+            with_ci = var in ("estimate", "derived") and low is not None
+            flat = da.to_series() if da.dims else pd.Series([da.item()], index=[None])
+            for index, value in flat.items():
+                label = var if index is None else f"{var}[{_index_label(index)}]"
+                if var in ("estimate", "derived"):
+                    label = _index_label(index)
+                row = {"fit": name, "quantity": label, "value": value, "kind": "estimate"}
+                if with_ci:
+                    row["ci_low"], row["ci_high"] = float(low.loc[index]), float(high.loc[index])
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["fit", "quantity", "value", "ci_low", "ci_high", "kind"])
+
+
+def _index_label(index) -> str:
+    return ",".join(map(str, index)) if isinstance(index, tuple) else str(index)

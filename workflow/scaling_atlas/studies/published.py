@@ -26,9 +26,11 @@ from scaling_atlas.laws import (
     LawFit,
     Objective,
     chinchilla_derived,
+    compute_cut_score,
     fit_isoflop,
     grid,
     isoflop_optima,
+    leave_largest_out,
     optimal_allocation,
     residual_summary,
     weighted_power_law,
@@ -247,6 +249,7 @@ class PublishedStudy(Study):
         vpnls = LawFit("chinchilla", solver="vpnls", bookkeeping=bookkeeping)
         vpnls.fit(points, points["loss"], excluded=excluded)
         return {"epoch_huber": ds, "epoch_mae": self._with_derived(mae, derived),
+                "epoch_extrapolation": self._epoch_extrapolation(points),
                 "epoch_vpnls": self._with_derived(vpnls, derived),
                 "epoch_variants": self._epoch_variants(chinchilla, points, derived),
                 "hoffmann": self._hoffmann_residuals(points)}
@@ -288,6 +291,22 @@ class PublishedStudy(Study):
         ds = xr.Dataset({c: ("variant", table[c].to_numpy()) for c in table})
         ds = ds.assign_coords(variant=("variant", names))
         ds.attrs["description"] = "fits of the Chinchilla form to Epoch's data under different choices"
+        return ds
+
+    def _epoch_extrapolation(self, points) -> xr.Dataset:
+        """Held-out scores: fit below a compute cut and score above; leave the largest N out."""
+        flops = 6 * points["N"] * points["D"]
+        scores = {
+            "fit C ≤ 1e20, score C > 1e20": compute_cut_score(LawFit("chinchilla"), points,
+                                                               points["loss"], flops, 1e20),
+            "leave the largest N out": leave_largest_out(LawFit("chinchilla"), points,
+                                                         points["loss"], points["N"]),
+        }
+        table = pd.DataFrame(scores).T
+        ds = xr.Dataset({c: ("protocol", table[c].to_numpy(float)) for c in table})
+        ds = ds.assign_coords(protocol=("protocol", list(scores)))
+        ds.attrs["description"] = ("extrapolation tests of the log-Huber Chinchilla fit on Epoch's "
+                                   "points (residuals observed − predicted)")
         return ds
 
     def _hoffmann_residuals(self, points) -> xr.Dataset:
