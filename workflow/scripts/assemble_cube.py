@@ -1,5 +1,7 @@
 """Adapter: combine a study's shard results into its cube."""
 
+from pathlib import Path
+
 import pandas as pd
 
 import xarray as xr
@@ -19,7 +21,7 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
         )
     devices = sorted({ds.attrs.get("device", "none") for ds in shards})
     datasets = {
-        path.rsplit("/", 1)[-1].removesuffix(".nc"): open_cube(path)
+        Path(path).stem: open_cube(path)
         for path in snakemake.input.datasets  # noqa: F821
     }
     cube = study.assemble(shards, datasets)

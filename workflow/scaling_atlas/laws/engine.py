@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import optimize
+from scipy import optimize, sparse
 
 from scaling_atlas.laws.forms import LawForm, get_form
 from scaling_atlas.laws.objectives import Objective
@@ -271,8 +271,8 @@ class LawFit:
             pred = self.form.predict(theta[None, :], X)[0]
             jac = self._jacobian(theta[None, :], X)[0] * self.objective.transform_slope(pred)[:, None]
             # variables (δ, s): minimise Σ w·s  subject to  −s ≤ r + Jδ ≤ s
-            eye = np.eye(n)
-            a_ub = np.block([[jac, -eye], [-jac, -eye]])
+            eye = sparse.identity(n, format="csr")
+            a_ub = sparse.bmat([[sparse.csr_matrix(jac), -eye], [sparse.csr_matrix(-jac), -eye]])
             b_ub = np.concatenate([-r, r])
             step_bounds = [(max(-rad, lo - t), min(rad, hi - t))
                            for rad, lo, hi, t in zip(radius, lower, upper, theta)]

@@ -371,7 +371,8 @@ class PublishedStudy(Study):
                        np.stack([r.optima["used"].to_numpy(int) for r in results.values()]))
         iso.attrs.update(setting="/".join(TUNED_RW), seed_noise_sigma=0.002,
                          noise_resamples=self.cfg["isoflop_noise_resamples"],
-                         regression="unweighted OLS of ln N* on ln C over used budgets",
+                         regression="ln N* on ln C over used budgets: OLS for the parabolas, WLS with "
+                                    "weights 1/σ²(ln N*) for the seed-noise bootstrap",
                          excluded_points="budgets whose minimum lies on the sampled N range's edge")
         _attrs(iso, {"budget": ("compute budget", "FLOP"), "n_opt": ("loss-minimising N", "1"),
                      "loss_opt": ("loss at the minimum", "nats/token")})
