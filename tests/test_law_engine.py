@@ -267,9 +267,11 @@ def _isoflop_points(n_per_budget=9, span=30.0, offset=1.0):
 
 @pytest.mark.parametrize("method", ["akima", "parabola"])
 def test_isoflop_recovers_the_allocation_exponent_on_a_synthetic_surface(method):
-    result = fit_isoflop(isoflop_optima(_isoflop_points(), method=method, window=2))
+    result = fit_isoflop(isoflop_optima(_isoflop_points(), method=method, window=2), n_boot=200)
     a = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
     assert result.exponent == pytest.approx(a, abs=0.01)
+    assert result.exponent_ci[0] <= result.exponent <= result.exponent_ci[1]
+    assert result.d_exponent == pytest.approx(1 - result.exponent, abs=1e-9)  # C = 6ND
     assert result.optima["used"].all()
 
 

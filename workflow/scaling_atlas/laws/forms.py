@@ -110,14 +110,6 @@ def grid(**axes) -> np.ndarray:
     return np.array(list(itertools.product(*axes.values())), dtype=float)
 
 
-def _logsumexp_terms(*terms):
-    """exp-sum of log-terms, stable, plus each term's share (for the Jacobian)."""
-    top = np.maximum.reduce(terms)
-    exps = [np.exp(t - top) for t in terms]
-    total = sum(exps)
-    return np.exp(top) * total, [e / total for e in exps]
-
-
 # ---- power laws ----------------------------------------------------------------------------------
 class PowerLawForm(LawForm):
     name = "power_law"

@@ -7,8 +7,6 @@ from a CSV's sampled ``lr`` column.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from scaling_atlas.laws.forms import LawForm, Param, grid, register_form
@@ -44,11 +42,6 @@ def lr_schedule(name: str, peak: float = 3e-4, final: float = 3e-5, warmup: int 
         eta = np.where(step < switch, peak, numbers[0] * 1e-5)
     eta = np.where(step <= warmup, peak * step / warmup, eta)
     return eta
-
-
-def schedule_name(curve_file: str) -> str:
-    """``N25M_cosine_24000.csv`` → ``cosine_24000``."""
-    return re.sub(r"^N\d+M_", "", curve_file.removesuffix(".csv"))
 
 
 def lr_areas(eta: np.ndarray, decay: float = 0.999, warmup: int = 0) -> tuple[np.ndarray, np.ndarray]:
