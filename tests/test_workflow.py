@@ -108,7 +108,7 @@ def test_published_study_end_to_end(ci_run):
     claims = pd.read_csv(ci_run / "results/published/claims.csv").set_index("claim_id")
     must_pass = ["epoch_refit_A", "epoch_refit_alpha", "epoch_published_A", "epoch_n_opt",
                  "hoffmann_residual_mean", "porian_a_rw_tuned_short_const_standard_val",
-                 "gadre_rpj_1b", "gadre_rpj_7b", "mpl_25m_r2"]
+                 "gadre_rpj_1b", "gadre_rpj_7b", "mpl_25m_r2", "mpl_beats_lr_annealing_100m"]
     assert (claims.loc[must_pass, "verdict"] == "pass").all(), claims.loc[must_pass, "verdict"]
     assert claims.loc["mpl_25m_refit_r2", "verdict"] == "not tested"  # ci skips the MPL refit
     for name in PublishedStudy.figures:
