@@ -117,6 +117,24 @@ def test_published_study_end_to_end(ci_run):
     assert "copied from the mirror" in (ci_run / "logs/published/data/chinchilla.log").read_text()
 
 
+def test_matrix_sensing_end_to_end(ci_run):
+    from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
+
+    cube = open_cube(ci_run / "results/matrix_sensing/cube.nc")
+    assert {"param", "k", "alpha", "eta", "seed", "step", "decade"} <= set(cube.dims)
+    assert missing_attributes(cube) == []
+    assert cube.attrs["preset"] == "ci" and float(cube["diverged"].max()) == 0
+    fits = open_cube(ci_run / "results/matrix_sensing/fits.nc")
+    assert missing_attributes(fits) == []
+    assert 1.5 < float(fits["tail_exponent"].sel(k=4).median()) < 2.3
+    claims = pd.read_csv(ci_run / "results/matrix_sensing/claims.csv").set_index("claim_id")
+    assert {"sym_overparam_tail", "asym_exact_machine_precision", "asym_rate_alpha2",
+            "rebalanced_alpha_independent"} <= set(claims.index)
+    for name in MatrixSensingStudy.figures:
+        png = ci_run / f"results/matrix_sensing/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -135,6 +153,7 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
         ("studies:\n  superposition:\n    distributions: [zipf]\n", "distributions[0]"),
         ("devcie: cpu\n", "devcie"),
         ("studies:\n  published:\n    source: github\n", "studies.published.source"),
+        ("studies:\n  matrix_sensing:\n    ks: [1, 4]\n", "below the rank r = 2"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):

@@ -56,7 +56,8 @@ class PowerLaw:
         self.exponent_, self.prefactor_ = law.natural_["alpha"], law.natural_["A"]
         self.exponent_se_ = law.standard_errors_["alpha"]
         log_y = np.log(y)
-        self.r2_ = 1.0 - float(np.sum(law.residuals_**2)) / float(np.sum((log_y - log_y.mean()) ** 2))
+        ss_tot = float(np.sum((log_y - log_y.mean()) ** 2))
+        self.r2_ = 1.0 - float(np.sum(law.residuals_**2)) / ss_tot if ss_tot > 0 else math.nan
         return self
 
     def predict(self, x):

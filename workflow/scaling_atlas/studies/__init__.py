@@ -4,10 +4,11 @@ from __future__ import annotations
 
 
 def _registry() -> dict[str, type]:
+    from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
     from scaling_atlas.studies.published import PublishedStudy
     from scaling_atlas.studies.superposition import SuperpositionStudy
 
-    return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy)}
+    return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy)}
 
 
 def study_class(kind: str) -> type:
