@@ -240,6 +240,11 @@ def test_exponential_rate_and_task_law_recover_known_parameters():
     t = np.linspace(0, 200, 30)
     fit = LawFit("exponential").fit({"t": t}, 3.0 * np.exp(-0.04 * t))
     assert fit.natural_["rate"] == pytest.approx(0.04, rel=1e-6)
+    # badly scaled: rate ~1e-3 against t ~1e4 (gradients 10⁷ apart) still converges
+    slow = np.array([640.0, 1237, 1857, 2490, 3127, 3768])
+    fit = LawFit("exponential", Objective("mse")).fit({"t": slow}, 10.0 ** -np.arange(4.0, 10.0))
+    assert fit.natural_["rate"] == pytest.approx(-np.polyfit(slow, -np.arange(4, 10) * np.log(10), 1)[0],
+                                                 rel=1e-6)
     n = np.geomspace(1e6, 1e9, 8)
     pass_until = np.exp(-np.exp(12.0 - 0.9 * np.log(n)))
     law = LawFit("task_law", Objective("mse", space="loglog")).fit({"N": n}, pass_until)

@@ -75,6 +75,29 @@ MPL_STARTS = grid(L0=[2.0, 2.5, 3.0], A=[0.3, 0.6, 1.0], alpha=[0.3, 0.5], B=[20
                   C=[1.0, 2.0], beta=[0.5], gamma=[0.5])
 
 
+def hoffmann_theta(which: str) -> np.ndarray:
+    """Hoffmann et al.'s parameters as a (1, 5) vector in the chinchilla form's (ln A, ln B,
+    ln E, α, β) parametrisation."""
+    p = HOFFMANN[which]
+    return np.array([[math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]]])
+
+
+def mpl_form() -> MultiPowerLawForm:
+    """The Multi-Power Law over every schedule of the study (curve index = MPL_SCHEDULES order)."""
+    return MultiPowerLawForm([lr_schedule(s) for s in MPL_SCHEDULES])
+
+
+def mpl_points(mpl: xr.Dataset) -> pd.DataFrame:
+    """The loss-curve points as the authors fit them: the step-24000 point of 24k curves dropped."""
+    df = mpl.to_dataframe()
+    return df[~(df["schedule"].str.endswith("24000") & (df["step"] >= 24000))]
+
+
+def tuned_rw(points: pd.DataFrame) -> pd.DataFrame:
+    """Porian's tuned RefinedWeb configuration (the one their headline exponent uses)."""
+    return points[(points[PORIAN_KEYS] == pd.Series(TUNED_RW, index=PORIAN_KEYS)).all(axis=1)]
+
+
 def _attrs(ds: xr.Dataset, meta: dict[str, tuple[str, str]]) -> xr.Dataset:
     for name, (long_name, units) in meta.items():
         if name in ds.variables:
@@ -268,7 +291,7 @@ class PublishedStudy(Study):
         """§4 of the reference: the same data, different fitting choices, different answers."""
         all_points = self._epoch_points(chinchilla, exclude=0)
         small = points[points["C"] <= 1e20]
-        hoffmann_start = np.array([[6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083]])
+        hoffmann_start = hoffmann_theta("unrounded")
         variants = {
             "log-Huber δ=1e-3, summed (baseline)": (LawFit("chinchilla"), points),
             "log-MAE": (LawFit("chinchilla", Objective("mae"), top_k=4), points),
@@ -320,10 +343,9 @@ class PublishedStudy(Study):
     def _hoffmann_residuals(self, points) -> xr.Dataset:
         form = LawFit("chinchilla").form
         rows = {}
-        for name, p in HOFFMANN.items():
-            theta = np.array([[math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"],
-                               p["beta"]]])
-            pred = form.predict(theta, {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()})[0]
+        for name in HOFFMANN:
+            pred = form.predict(hoffmann_theta(name),
+                                {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()})[0]
             rows[name] = residual_summary(points["loss"].to_numpy(), pred)
         table = pd.DataFrame(rows).T
         ds = xr.Dataset({c: ("parameter_set", table[c].to_numpy(float)) for c in table})
@@ -359,7 +381,7 @@ class PublishedStudy(Study):
                          excluded_points="budgets with empty n_opt (discarded by the authors)")
 
         points = isoflop.to_dataframe()
-        tuned = points[(points[PORIAN_KEYS] == pd.Series(TUNED_RW, index=PORIAN_KEYS)).all(axis=1)]
+        tuned = tuned_rw(points)
         estimators = {
             "parabola, all points": dict(method="parabola"),
             "parabola, 3 nearest each side": dict(method="parabola", window=3),
@@ -418,11 +440,9 @@ class PublishedStudy(Study):
         return ds
 
     def _fit_mpl(self, mpl):
-        df = mpl.to_dataframe()
-        # the authors drop the step-24000 point of 24k-step curves
-        df = df[~(df["schedule"].str.endswith("24000") & (df["step"] >= 24000))]
+        df = mpl_points(mpl)
         df = df.assign(curve=df["schedule"].map({s: i for i, s in enumerate(MPL_SCHEDULES)}))
-        form = MultiPowerLawForm([lr_schedule(s) for s in MPL_SCHEDULES])
+        form = mpl_form()
         names = form.param_names
         r2 = np.full((2, len(MPL_SIZES), len(MPL_SCHEDULES)), np.nan)
         rel = np.full_like(r2, np.nan)
@@ -460,8 +480,7 @@ class PublishedStudy(Study):
 
     def _fit_lr_annealing(self, mpl):
         """Tissue et al.'s law on the same curves and split as the MPL, for comparison."""
-        df = mpl.to_dataframe()
-        df = df[~(df["schedule"].str.endswith("24000") & (df["step"] >= 24000))]
+        df = mpl_points(mpl)
         areas = {s: lr_areas(lr_schedule(s), warmup=2160) for s in MPL_SCHEDULES}
         df = df.assign(S1=[areas[s][0][t] for s, t in zip(df["schedule"], df["step"])],
                        S2=[areas[s][1][t] for s, t in zip(df["schedule"], df["step"])])
@@ -514,7 +533,7 @@ class PublishedStudy(Study):
 
     def figure_isoflop_curves(self, cube, fits):
         points = cube["porian_isoflop"].to_dataset().to_dataframe()
-        tuned = points[(points[PORIAN_KEYS] == pd.Series(TUNED_RW, index=PORIAN_KEYS)).all(axis=1)]
+        tuned = tuned_rw(points)
         iso = fits["porian_isoflop"].to_dataset()
         akima = iso.sel(estimator="Akima + seed-noise bootstrap")
         fig, axes = new_figure(ncols=2, width=4.6, height=3.8)
@@ -568,9 +587,7 @@ class PublishedStudy(Study):
         fig, axes = new_figure(width=5.4, height=3.8)
         ax = axes[0, 0]
         X = {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()}
-        h = HOFFMANN["rounded"]
-        theta_h = np.array([[math.log(h["A"]), math.log(h["B"]), math.log(h["E"]), h["alpha"], h["beta"]]])
-        for label, theta, colour in (("Hoffmann et al. (rounded)", theta_h, "C1"),
+        for label, theta, colour in (("Hoffmann et al. (rounded)", hoffmann_theta("rounded"), "C1"),
                                      ("our log-Huber refit", fit["theta"].values[None, :], "C0")):
             resid = np.log(form.predict(theta, X)[0]) - np.log(points["loss"].to_numpy())
             ax.scatter(points["C"], resid, s=10, color=colour, alpha=0.7,
@@ -609,7 +626,7 @@ class PublishedStudy(Study):
         mpl = fits["mpl"].to_dataset()
         which = "refit" if np.isfinite(mpl["value"].sel(parameters="refit")).all() else "published"
         theta = mpl["value"].sel(parameters=which, size_m=MPL_SIZES[0]).values[None, :]
-        form = MultiPowerLawForm([lr_schedule(s) for s in MPL_SCHEDULES])
+        form = mpl_form()
         fig, axes = new_figure(width=6.0, height=4.2)
         ax = axes[0, 0]
         for k, schedule in enumerate(MPL_SCHEDULES):
@@ -735,7 +752,7 @@ class PublishedStudy(Study):
 
 def _refit_mpl(train: pd.DataFrame) -> np.ndarray:
     """MPL refit on one model size's training schedules (one process per size)."""
-    form = MultiPowerLawForm([lr_schedule(s) for s in MPL_SCHEDULES])
+    form = mpl_form()
     fit = LawFit(form, starts=MPL_STARTS, top_k=4, options=MPL_OPTIONS)
     return fit.fit(train, train["loss"]).theta_
 
