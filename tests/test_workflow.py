@@ -4,6 +4,9 @@ import shutil
 import subprocess
 import sys
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,6 +138,46 @@ def test_matrix_sensing_end_to_end(ci_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_compute_optimal_end_to_end(ci_run):
+    from scaling_atlas.studies.compute_optimal import ComputeOptimalStudy
+
+    meta = json.loads((ci_run / "results/compute_optimal/corpus/meta.json").read_text())
+    assert meta["source"] == "grammar" and 1.0 < meta["entropy_rate_nats"] < meta["unigram_entropy_nats"]
+    cube = open_cube(ci_run / "results/compute_optimal/cube.nc")
+    assert {"budget", "width", "seed", "point"} <= set(cube.dims)
+    assert missing_attributes(cube) == []
+    assert cube.attrs["corpus_entropy_rate_nats"] == meta["entropy_rate_nats"]
+    # every trained run spent its budget: 6·N·D within one step of C
+    trained = cube["final_val_loss"].notnull()
+    ratio = (cube["flops_6n"] / cube["budget"]).where(trained)
+    assert float(abs(ratio - 1).max()) < 0.05 and int(trained.sum()) == 6
+    assert float(cube["final_val_loss"].max()) < np.log(512)  # below the uniform guess
+    fits = open_cube(ci_run / "results/compute_optimal/fits.nc")
+    assert {"approach1", "approach2", "approach3", "lr_annealing"} <= set(fits.children)
+    assert missing_attributes(fits) == []
+    assert fits["approach3"].to_dataset().attrs["n_starts"] == 4500
+    claims = pd.read_csv(ci_run / "results/compute_optimal/claims.csv").set_index("claim_id")
+    assert {"approach1_a", "approach2_a", "approach3_a", "approaches_agree",
+            "approach3_E_entropy"} <= set(claims.index)
+    assert claims["deviations"].str.contains("our scale").all()
+    for name in ComputeOptimalStudy.figures:
+        png = ci_run / f"results/compute_optimal/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "tokens/s" in "".join(p.read_text() for p in (ci_run / "logs/compute_optimal/train").glob("*.log"))
+
+
+def test_superposition_lm_end_to_end(ci_run):
+    cube = open_cube(ci_run / "results/superposition_lm/cube.nc")
+    assert {"width", "seed", "token", "point"} <= set(cube.dims) and cube.sizes["token"] == 512
+    assert missing_attributes(cube) == []
+    assert float(cube["token_count"].sum()) >= 200_000
+    fits = open_cube(ci_run / "results/superposition_lm/fits.nc")
+    assert set(fits["parameter"].values) == {"A", "alpha", "E"}
+    claims = pd.read_csv(ci_run / "results/superposition_lm/claims.csv").set_index("claim_id")
+    assert {"all_tokens_represented", "overlap_slope", "width_exponent", "token_zipf"} <= set(claims.index)
+    assert claims.loc["token_zipf", "verdict"] == "pass"  # the grammar draws terminals ∝ rank^-1
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -154,6 +197,12 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
         ("devcie: cpu\n", "devcie"),
         ("studies:\n  published:\n    source: github\n", "studies.published.source"),
         ("studies:\n  matrix_sensing:\n    ks: [1, 4]\n", "below the rank r = 2"),
+        ("studies:\n  compute_optimal:\n    widths: [16, 20]\n",
+         "studies.compute_optimal.widths[1]: width 20 is not divisible by family.head_dim = 8"),
+        ("studies:\n  compute_optimal:\n    budgets: [1.0e+8, 5.0e+10]\n",
+         "studies.compute_optimal.budgets[0]: C = 1e+08 FLOP is too small for the smallest model"),
+        ("studies:\n  superposition_lm:\n    corpus: {source: text, path: no/such/dir}\n",
+         "studies.superposition_lm.corpus.path: no/such/dir does not exist"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):

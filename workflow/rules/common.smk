@@ -40,6 +40,25 @@ def study_datasets(wildcards):
     )
 
 
+CORPUS_FILES = ("train.npy", "val.npy", "meta.json")
+
+
+def study_corpus(wildcards):
+    """The prepared token corpus of a study that trains a transformer (none otherwise).
+
+    ancient(): a corpus rebuilt with the same content must not retrain finished shards; run ids
+    already hash the corpus config, so a different corpus gives new shards anyway.
+    """
+    if not STUDIES[wildcards.study].has_corpus:
+        return []
+    return [ancient(f"results/{wildcards.study}/corpus/{name}") for name in CORPUS_FILES]
+
+
+def corpus_fingerprint(wildcards):
+    """Rerun trigger of prepare_corpus: its config and the token count the grid needs."""
+    return STUDIES[wildcards.study].corpus_fingerprint()
+
+
 def download_cache(wildcards):
     """Undeclared cache of verified raw downloads: a rerun does not fetch them again."""
     return f"resources/downloads/{wildcards.study}"
@@ -67,6 +86,8 @@ def figure_caption(wildcards):
 
 def study_outputs(name):
     outputs = [f"results/{name}/data/{d}.nc" for d in STUDIES[name].datasets()]
+    if STUDIES[name].has_corpus:
+        outputs += [f"results/{name}/corpus/{file}" for file in CORPUS_FILES]
     outputs += [
         f"results/{name}/manifest.tsv",
         f"results/{name}/cube.nc",

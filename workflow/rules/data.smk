@@ -26,3 +26,21 @@ rule prepare_dataset:
         fingerprint=study_fingerprint,
     script:
         "../scripts/prepare_dataset.py"
+
+
+# Token corpus of the transformer studies: a synthetic grammar (offline, deterministic), local
+# UTF-8 text, or one verified download; tokenised to memory-mapped arrays plus metadata.
+rule prepare_corpus:
+    output:
+        train="results/{study}/corpus/train.npy",
+        val="results/{study}/corpus/val.npy",
+        meta="results/{study}/corpus/meta.json",
+    log:
+        "logs/{study}/prepare_corpus.log",
+    conda:
+        "../../envs/train.yaml"
+    params:
+        cache_dir=download_cache,
+        fingerprint=corpus_fingerprint,
+    script:
+        "../scripts/prepare_corpus.py"

@@ -5,6 +5,7 @@ rule assemble_cube:
         manifest="results/{study}/manifest.tsv",
         shards=shard_results,
         datasets=study_datasets,
+        corpus=study_corpus,
     output:
         "results/{study}/cube.nc",
     log:

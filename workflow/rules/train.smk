@@ -4,6 +4,7 @@
 rule train_shard:
     input:
         manifest=ancient("results/{study}/manifest.tsv"),
+        corpus=study_corpus,
     output:
         "results/{study}/shards/{shard}.nc",
     log:

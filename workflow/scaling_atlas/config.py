@@ -38,6 +38,8 @@ def fill_defaults(instance: dict, schema: dict) -> dict:
     for key, spec in schema.get("properties", {}).items():
         if key not in filled and "default" in spec:
             filled[key] = copy.deepcopy(spec["default"])
+        if isinstance(filled.get(key), dict) and "properties" in spec:
+            filled[key] = fill_defaults(filled[key], spec)  # nested sections (e.g. corpus)
     return filled
 
 

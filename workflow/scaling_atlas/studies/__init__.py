@@ -4,11 +4,14 @@ from __future__ import annotations
 
 
 def _registry() -> dict[str, type]:
+    from scaling_atlas.studies.compute_optimal import ComputeOptimalStudy
     from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
     from scaling_atlas.studies.published import PublishedStudy
     from scaling_atlas.studies.superposition import SuperpositionStudy
+    from scaling_atlas.studies.superposition_lm import SuperpositionLMStudy
 
-    return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy)}
+    return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy,
+                                           ComputeOptimalStudy, SuperpositionLMStudy)}
 
 
 def study_class(kind: str) -> type:

@@ -70,6 +70,13 @@ class Study(ABC):
         return pd.DataFrame(rows, columns=None if rows else ["run_id", "shard"])
 
     # ---- data ----------------------------------------------------------------------------------
+    #: True for studies that train on a prepared token corpus (rule prepare_corpus)
+    has_corpus: ClassVar[bool] = False
+
+    def corpus_fingerprint(self) -> str:
+        """What the prepared corpus depends on: its config and the tokens the grid needs."""
+        return ""
+
     def datasets(self) -> list[str]:
         """Names of external datasets the study reads (each prepared by one data job)."""
         return []

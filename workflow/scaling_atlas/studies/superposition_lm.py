@@ -1,0 +1,239 @@
+"""Superposition in the LM heads of our own transformer family (Liu, Liu & Gore 2025, §LLMs).
+
+Grid: widths m × seeds, every model trained on the same number of tokens. For each trained
+model the output matrix (n = vocabulary rows × m) gives the row norms (are all tokens
+represented? the strong regime says yes) and the mean squared overlap of normalised rows, to
+compare with 1/m; the corpus gives the token-frequency exponent; the final losses give the
+paper's width law L = A/m^α + B (paper on 27 real LLMs: α = 0.91 ± 0.04).
+``hf_checkpoints`` adds local Hugging Face checkpoints (safetensors) to the same overlap
+analysis, so users with real weights can place them next to our family.
+Spec: ``shared/reference/superposition.md`` §9–10.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from scaling_atlas.claims import Claim
+from scaling_atlas.corpus import load_corpus
+from scaling_atlas.corpus.grammar import rank_frequency_exponent
+from scaling_atlas.figures import new_figure
+from scaling_atlas.laws import LawFit, Objective, PowerLaw
+from scaling_atlas.models.lm_heads import load_hf_unembedding, unembedding_statistics
+from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
+
+OVERLAP_VARS = ("mean_sq_overlap", "mean_abs_overlap", "represented_fraction", "norm_median",
+                "norm_min")
+
+
+class SuperpositionLMStudy(TransformerFamilyStudy):
+    kind = "superposition_lm"
+    title = "Superposition in language-model heads: our transformer family (Liu, Liu & Gore 2025)"
+    figures = {
+        "overlap_vs_width": "Mean squared overlap of the normalised unembedding rows against 1/m "
+                            "(our family, plus any local Hugging Face checkpoints); the line is "
+                            "overlap = 1/m (slope 1), the strong-superposition prediction.",
+        "row_norms": "Row norms of the unembedding against the token's frequency rank in the "
+                     "training data, per width (strong regime: every token has a clearly non-zero "
+                     "norm).",
+        "loss_vs_width": "Final validation loss against width m with the fit L = A/m^α + B "
+                         "(paper on real LLMs: α = 0.91 ± 0.04).",
+        "token_frequency": "Rank-frequency of the training tokens, with the fitted Zipf exponent.",
+    }
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        for i, item in enumerate(self.cfg["hf_checkpoints"]):
+            if not (Path(item["path"]) / "config.json").exists():
+                problems.append(f"hf_checkpoints[{i}].path: {item['path']} has no config.json "
+                                "(expected a local Hugging Face checkpoint folder)")
+        if len(self.cfg["widths"]) < 4:
+            problems.append("widths: the width law A/m^α + B needs at least 4 widths")
+        return problems
+
+    def grid(self) -> list[dict]:
+        return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
+                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
+
+    def axes(self) -> list[str]:
+        return ["width", "seed"]
+
+    def run_extras(self, run, model, corpus_meta) -> dict:
+        stats = unembedding_statistics(model.unembedding().detach().cpu())
+        vocab = np.arange(stats["n_tokens"])
+        extras = {"row_norm": (("token",), stats["row_norms"], {"token": vocab})}
+        extras.update({k: ((), stats[k], {}) for k in OVERLAP_VARS})
+        return extras
+
+    # ---- cube ----------------------------------------------------------------------------------
+    def assemble(self, shard_results, datasets=None) -> xr.Dataset:
+        cube = self.cube_from_shards(shard_results, {
+            "width": ("model width m (d_model)", "1"), "seed": ("training seed", "1"),
+            "token": ("token id", "1"),
+            "row_norm": ("L2 norm of the token's unembedding row", "1"),
+            "mean_sq_overlap": ("mean of (Ŵ_i·Ŵ_j)² over pairs i < j of normalised rows", "1"),
+            "mean_abs_overlap": ("mean of |Ŵ_i·Ŵ_j| over pairs i < j", "1"),
+            "represented_fraction": ("fraction of rows with norm ≥ ½ median row norm", "1"),
+            "norm_median": ("median row norm", "1"), "norm_min": ("smallest row norm", "1")})
+        train, _, meta = load_corpus(self.corpus_dir)
+        counts = np.bincount(np.asarray(train), minlength=cube.sizes["token"])[: cube.sizes["token"]]
+        cube["token_count"] = ("token", counts.astype(float))
+        cube["token_count"].attrs.update(long_name="occurrences of the token in the training split",
+                                         units="1")
+        cube.attrs["token_zipf_exponent"] = rank_frequency_exponent(counts)
+        if self.cfg["hf_checkpoints"]:
+            cube = cube.merge(self._external(self.cfg["hf_checkpoints"]))
+        return cube
+
+    @staticmethod
+    def _external(items) -> xr.Dataset:
+        rows = []
+        for item in items:
+            head = load_hf_unembedding(item["path"])
+            stats = unembedding_statistics(head["matrix"])
+            rows.append({"label": item.get("label") or Path(item["path"]).name,
+                         "width": head["width"], "vocab": head["vocab_size"],
+                         "loss": item.get("loss", math.nan),
+                         **{k: stats[k] for k in OVERLAP_VARS}})
+        ds = xr.Dataset({f"hf_{k}": ("checkpoint", [r[k] for r in rows])
+                         for k in ("width", "vocab", "loss", *OVERLAP_VARS)},
+                        coords={"checkpoint": [r["label"] for r in rows]})
+        for name in ds.variables:
+            ds[name].attrs.update(long_name=f"Hugging Face checkpoint: {name.removeprefix('hf_')}",
+                                  units="nat/token" if name == "hf_loss" else "1")
+        return ds
+
+    # ---- fits ----------------------------------------------------------------------------------
+    def fit_laws(self, cube) -> xr.Dataset:
+        m = cube["width"].values.astype(float)
+        overlap = cube["mean_sq_overlap"].mean("seed").values
+        slope_fit = PowerLaw().fit(1.0 / m, overlap)  # overlap ∝ (1/m)^s: s = −exponent
+        loss = cube["final_val_loss"]
+        points = loss.to_dataframe().reset_index().dropna(subset=["final_val_loss"])
+        # the paper's joint fit: squared error in linear loss space; SE from Gauss-Newton
+        law = LawFit("power_law_offset", Objective("mse", space="linear"))
+        law.fit({"x": points["width"].to_numpy(float)}, points["final_val_loss"].to_numpy())
+        fits = law.to_dataset().rename({"estimate": "width_law"})
+        se = law.standard_errors_
+        # delta method for A = e^a and B = e^e; α is fitted directly
+        natural_se = {"A": law.natural_["A"] * se["a"], "alpha": se["alpha"], "E": law.natural_["E"] * se["e"]}
+        fits["width_law_se"] = ("parameter", [natural_se[k] for k in fits["parameter"].values])
+        fits["overlap_times_m"] = ("width", overlap * m)
+        # represented among the tokens the model was trained on (a token that never occurs has
+        # only weight decay acting on its row; the paper's LLM tokenizers cover their corpora)
+        seen = cube["token_count"] > 0
+        norms = cube["row_norm"].where(seen)
+        represented = (norms >= 0.5 * norms.median("token")).where(seen).mean("token")
+        fits["represented_fraction_min"] = ("width", represented.min("seed").values)
+        fits.attrs["unseen_tokens"] = int((~seen).sum())
+        fits = fits.assign_coords(width=cube["width"].values)
+        fits.attrs.update(
+            overlap_slope=float(-slope_fit.exponent_), overlap_slope_r2=float(slope_fit.r2_),
+            width_law="L = A/m^α + B, least squares on the final validation loss of every run",
+            alpha_m=float(law.natural_["alpha"]), alpha_m_se=float(se.get("alpha", math.nan)),
+            token_zipf_exponent=float(cube.attrs["token_zipf_exponent"]),
+            represented_rule="row norm ≥ ½ median row norm",
+        )
+        for name, (long_name, units) in {
+                "width_law": ("A, α, B of L = A/m^α + B", "1"),
+                "width_law_se": ("Gauss-Newton standard error", "1"),
+                "overlap_times_m": ("seed-mean mean squared overlap × m (1: random/ETF-like)", "1"),
+                "represented_fraction_min": ("smallest fraction over seeds of the tokens seen in "
+                                             "training whose row norm is ≥ ½ their median", "1"),
+                "width": ("model width m", "1")}.items():
+            fits[name].attrs.update(long_name=long_name, units=units)
+        for var in {**fits.data_vars, **fits.coords}.values():
+            var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
+            var.attrs.setdefault("units", "1")
+        return fits
+
+    # ---- figures -------------------------------------------------------------------------------
+    def figure_overlap_vs_width(self, cube, fits):
+        fig, axes = new_figure(width=5.2, height=4.0)
+        ax = axes[0, 0]
+        inv = 1.0 / cube["width"].values
+        for seed in cube["seed"].values:
+            ax.plot(inv, cube["mean_sq_overlap"].sel(seed=seed), "o", color="C0", alpha=0.7,
+                    label="our family" if seed == cube["seed"].values[0] else None)
+        x = np.array([inv.min(), inv.max()])
+        if "hf_mean_sq_overlap" in cube:
+            hx = 1.0 / cube["hf_width"].values
+            ax.plot(hx, cube["hf_mean_sq_overlap"], "s", color="C3", label="HF checkpoints")
+            x = np.array([min(x[0], hx.min()), max(x[1], hx.max())])
+        ax.plot(x, x, "k--", lw=1, label="overlap = 1/m")
+        ax.set(xscale="log", yscale="log", xlabel="1/m", ylabel="mean squared overlap",
+               title=f"slope {fits.attrs['overlap_slope']:.2f} (paper: ≈ 1)")
+        ax.legend(fontsize=7)
+        return fig
+
+    def figure_row_norms(self, cube, fits):
+        fig, axes = new_figure(width=5.2, height=4.0)
+        ax = axes[0, 0]
+        order = np.argsort(-cube["token_count"].values)
+        ranks = np.arange(1, len(order) + 1)
+        for i, width in enumerate(cube["width"].values):
+            norms = cube["row_norm"].sel(width=width).isel(seed=0).values[order]
+            ax.plot(ranks, norms, ".", ms=2, color=f"C{i}", label=f"m = {width}")
+        ax.set(xscale="log", xlabel="token frequency rank", ylabel="unembedding row norm",
+               title="unembedding row norms by token frequency")
+        ax.legend(fontsize=7, markerscale=4)
+        return fig
+
+    def figure_loss_vs_width(self, cube, fits):
+        fig, axes = new_figure(width=5.2, height=4.0)
+        ax = axes[0, 0]
+        m = cube["width"].values
+        for seed in cube["seed"].values:
+            ax.plot(m, cube["final_val_loss"].sel(seed=seed), "o", color="C0", alpha=0.7)
+        est = dict(zip(fits["parameter"].values, fits["width_law"].values))
+        x = np.geomspace(m.min(), m.max(), 50)
+        ax.plot(x, est["A"] * x ** -est["alpha"] + est["E"], "C1-",
+                label=f"A/m^α + B: α = {est['alpha']:.2f} ± {fits.attrs['alpha_m_se']:.2f}")
+        ax.axhline(est["E"], color="0.5", ls=":", lw=1, label=f"B = {est['E']:.3f}")
+        ax.set(xscale="log", xlabel="width m", ylabel="final validation loss (nats/token)",
+               title="the width law")
+        ax.legend(fontsize=7)
+        return fig
+
+    def figure_token_frequency(self, cube, fits):
+        fig, axes = new_figure(width=5.2, height=4.0)
+        ax = axes[0, 0]
+        counts = np.sort(cube["token_count"].values)[::-1]
+        counts = counts[counts > 0]
+        ranks = np.arange(1, len(counts) + 1)
+        ax.plot(ranks, counts / counts.sum(), "C0.", ms=3, label="training tokens")
+        s = fits.attrs["token_zipf_exponent"]
+        ax.plot(ranks, (counts[0] / counts.sum()) * ranks ** -s, "k--", lw=1, label=f"rank^−{s:.2f}")
+        ax.set(xscale="log", yscale="log", xlabel="rank", ylabel="frequency", title="token frequencies")
+        ax.legend(fontsize=7)
+        return fig
+
+    # ---- claims --------------------------------------------------------------------------------
+    def claims(self, cube, fits) -> list[Claim]:
+        m = cube["width"].values
+        deviation = (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
+                     f"{self.cfg['tokens']:,} training tokens each, {self.cfg['corpus']['source']} "
+                     "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
+        out = []
+
+        def add(cid, statement, paper, source, target, tol, ours, detail=""):
+            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
+                             self.preset, deviation))
+
+        add("all_tokens_represented", "every token row has a non-zero norm (strong regime): "
+            "smallest represented fraction over widths", "all rows non-zero in every LLM", "code",
+            1.0, 0.05, float(fits["represented_fraction_min"].min()),
+            f"(norm ≥ ½ median, over the {cube.sizes['token'] - fits.attrs['unseen_tokens']} "
+            "tokens that occur in the training data)")
+        add("overlap_slope", "mean squared overlap ∝ 1/m (slope against 1/m)", "slope ≈ 1", "fig",
+            1.0, 0.3, fits.attrs["overlap_slope"], f"(R² {fits.attrs['overlap_slope_r2']:.2f})")
+        add("width_exponent", "loss L = A/m^α + B with α ≈ 1 (paper's LLM joint fit)",
+            "α_m = 0.91 ± 0.04", "nb", 0.91, 0.25, fits.attrs["alpha_m"],
+            f"± {fits.attrs['alpha_m_se']:.2f} (Gauss-Newton SE)")
+        add("token_zipf", "token frequencies are Zipf-like with exponent ≈ 1", "α ≈ 1", "code",
+            1.0, 0.3, fits.attrs["token_zipf_exponent"])
+        return out

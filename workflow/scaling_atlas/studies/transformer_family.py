@@ -1,0 +1,275 @@
+"""What the transformer studies share: the corpus, the width/depth family, training a shard.
+
+A run is one model (width d, depth and heads from the family rule) trained on ``tokens``
+tokens with one seed. A shard is a group of runs of one model shape, trained one after another
+(each run is already one dense program; on a GPU a larger model fills the device by itself).
+Subclasses declare the grid (:meth:`grid`) and may add per-run measurements
+(:meth:`run_extras`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Hashable
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from scaling_atlas.config import config_hash
+from scaling_atlas.corpus import grammar_spec, load_corpus
+from scaling_atlas.corpus.text import CorpusError, corpus_files
+from scaling_atlas.models.transformer import (TransformerConfig, family_shape, flops_per_token,
+                                              parameter_counts, validate_shape)
+from scaling_atlas.runs import Run
+from scaling_atlas.studies.base import Study
+from scaling_atlas.train.lm import LMTrainSpec, train_lm
+
+#: training hyperparameters copied from the study config into every run (and so its id)
+TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "final_lr_fraction",
+              "decay_fraction", "weight_decay", "beta1", "beta2", "grad_clip", "grad_accum",
+              "eval_points", "eval_tokens", "checkpoint_every")
+
+CURVE_VARS = ("curve_step", "curve_tokens", "curve_val_loss", "curve_train_loss", "curve_lr")
+
+
+class TransformerFamilyStudy(Study):
+    """Base of the studies that train the transformer family on a prepared corpus."""
+
+    has_corpus = True
+
+    def __init__(self, name, section, config):
+        super().__init__(name, section, config)
+        self.corpus_dir = Path("results") / name / "corpus"
+
+    # ---- model family ------------------------------------------------------------------------
+    def model_config(self, width: int, vocab_size: int | None = None) -> TransformerConfig:
+        fam = self.cfg["family"]
+        n_layer, n_head = family_shape(width, fam["aspect_ratio"], fam["head_dim"])
+        n_layer = fam.get("n_layer") or n_layer
+        return TransformerConfig(vocab_size=vocab_size or self.vocab_size(), d_model=width,
+                                 n_layer=n_layer, n_head=n_head, seq_len=self.cfg["seq_len"],
+                                 positions=fam["positions"], tied_head=fam["tied_head"])
+
+    def vocab_size(self) -> int:
+        corpus = self.cfg["corpus"]
+        if corpus["source"] == "grammar":
+            return grammar_spec(corpus).vocab_size
+        if corpus["tokenizer"] == "bytes":
+            return 257
+        return corpus["vocab_size"]  # BPE: the trainer's target size (checked after training)
+
+    def validate(self) -> list[str]:
+        problems = []
+        fam, corpus = self.cfg["family"], self.cfg["corpus"]
+        for i, width in enumerate(self.widths()):
+            _, n_head = family_shape(width, fam["aspect_ratio"], fam["head_dim"])
+            problems += [f"widths[{i}]: {p} (family.head_dim = {fam['head_dim']} gives "
+                         f"n_head = {n_head})" for p in validate_shape(width, n_head, fam["positions"])
+                         if "divisible" in p or "rotary" in p]
+            if width % fam["head_dim"]:
+                problems.append(f"widths[{i}]: width {width} is not divisible by family.head_dim = "
+                                f"{fam['head_dim']} (heads must split the width evenly)")
+        if corpus["source"] == "grammar":
+            try:
+                grammar_spec(corpus)
+            except (TypeError, ValueError) as error:
+                problems.append(f"corpus.grammar: {error}")
+        elif corpus["source"] == "text":
+            if not corpus.get("path"):
+                problems.append("corpus.path: source text needs a path (a file or a folder)")
+            else:
+                try:
+                    corpus_files(corpus["path"])
+                except CorpusError as error:
+                    problems.append(str(error))
+        elif corpus["source"] == "download" and not (corpus.get("url") and corpus.get("sha256")):
+            problems.append("corpus.url / corpus.sha256: a download source needs both, the sha256 "
+                            "pinned (the file is verified before use)")
+        if self.cfg["batch_size"] % self.cfg["grad_accum"]:
+            problems.append(f"grad_accum: batch_size = {self.cfg['batch_size']} is not divisible by "
+                            f"grad_accum = {self.cfg['grad_accum']}")
+        return problems
+
+    def widths(self) -> list[int]:
+        return list(self.cfg["widths"])
+
+    # ---- grid ----------------------------------------------------------------------------------
+    def grid(self) -> list[dict]:
+        """The scientific axes of every run: at least width, tokens and seed."""
+        raise NotImplementedError
+
+    def runs(self) -> list[Run]:
+        corpus_id = config_hash(self.cfg["corpus"])[:12]
+        common = {key: self.cfg[key] for key in TRAIN_KEYS}
+        fam = self.cfg["family"]
+        out = []
+        for point in self.grid():
+            model = self.model_config(point["width"])
+            out.append(Run.from_params({
+                **point, "n_layer": model.n_layer, "n_head": model.n_head,
+                "seq_len": model.seq_len, "positions": fam["positions"],
+                "tied_head": fam["tied_head"], "corpus": corpus_id, **common,
+                "seed_salt": self.config.get("seed_salt", 0)}))
+        return out
+
+    def shape_key(self, run: Run) -> Hashable:
+        return (run["width"], run["n_layer"])
+
+    def shard_label(self, run: Run) -> str:
+        return f"d{run['width']}-l{run['n_layer']}"
+
+    def tokens_needed(self) -> int:
+        """Training tokens of the largest run (what the corpus must hold)."""
+        seq_len, batch = self.cfg["seq_len"], self.cfg["batch_size"]
+        return max(math.ceil(run["tokens"] / (batch * seq_len)) * batch * seq_len
+                   for run in self.runs())
+
+    def corpus_fingerprint(self) -> str:
+        return config_hash({"corpus": self.cfg["corpus"], "tokens": self.tokens_needed(),
+                            "seq_len": self.cfg["seq_len"]})
+
+    def prepare_corpus(self, out_dir, cache_dir, log) -> dict:
+        from scaling_atlas.corpus import prepare_corpus
+
+        cfg = dict(self.cfg["corpus"], seq_len_margin=self.cfg["seq_len"] + 1)
+        return prepare_corpus(cfg, self.tokens_needed(), out_dir, cache_dir, log)
+
+    # ---- training ------------------------------------------------------------------------------
+    def train_spec(self, run: Run, device: torch.device) -> LMTrainSpec:
+        compile_ = self.cfg["compile"]
+        return LMTrainSpec(
+            tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
+            allow_repeat=self.cfg["corpus"].get("allow_repeat", False),
+            compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
+            **{key: run[key] for key in TRAIN_KEYS})
+
+    def run_extras(self, run: Run, model, corpus_meta: dict) -> dict:
+        """Extra per-run results: name → (dims after ``run``, values, coords)."""
+        return {}
+
+    def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
+        train, val, meta = load_corpus(self.corpus_dir)
+        results = []
+        for i, run in enumerate(runs):
+            model_cfg = self.model_config(run["width"], meta["vocab_size"])
+            spec = self.train_spec(run, device)
+            log(f"run {i + 1}/{len(runs)} {run.run_id}: width {run['width']}, {model_cfg.n_layer} "
+                f"layers, {parameter_counts(model_cfg)['total']:,} parameters, "
+                f"{spec.steps(model_cfg.seq_len)} steps")
+            model, result = train_lm(model_cfg, spec, train, val, device,
+                                     Path(ckpt_dir) / f"{run.run_id}.pt", log, label=run.run_id)
+            results.append(self._run_dataset(run, model_cfg, result,
+                                             self.run_extras(run, model, meta)))
+        return xr.concat(results, dim="run")
+
+    def _run_dataset(self, run, model_cfg, result, extras) -> xr.Dataset:
+        counts = parameter_counts(model_cfg)
+        per_token = flops_per_token(model_cfg)
+        tokens = result["tokens_seen"]
+        hist = result["history"]
+        scalars = {
+            "n_params": counts["total"], "n_params_non_embedding": counts["non_embedding"],
+            "n_params_with_head": counts["non_embedding_with_head"],
+            "n_layer": model_cfg.n_layer, "n_head": model_cfg.n_head,
+            "tokens": tokens, "steps": result["steps"], "epochs": result["epochs"],
+            "flops_6n": per_token["6N"] * tokens, "flops_kaplan": per_token["kaplan"] * tokens,
+            "flops_attention": per_token["attention"] * tokens,
+            "flops_hoffmann": per_token["hoffmann"] * tokens,
+            "final_val_loss": result["final_val_loss"],
+            "tokens_per_second": result["tokens_per_second"],
+        }
+        data = {k: ("run", [v]) for k, v in scalars.items()}
+        for key in self.axes():
+            data[key] = ("run", [run[key]])
+        n = len(hist["step"])
+        points = self.cfg["eval_points"] + 1
+        def pad(values):
+            out = np.full(points, np.nan)
+            out[:n] = values
+            return out
+        batch_tokens = self.cfg["batch_size"] * model_cfg.seq_len
+        data["curve_step"] = (("run", "point"), [pad(hist["step"])])
+        data["curve_tokens"] = (("run", "point"), [pad(hist["step"] * batch_tokens)])
+        data["curve_val_loss"] = (("run", "point"), [pad(hist["val_loss"])])
+        data["curve_train_loss"] = (("run", "point"), [pad(hist["train_loss"])])
+        data["curve_lr"] = (("run", "point"), [pad(hist["lr"])])
+        coords = {"run": [run.run_id], "point": np.arange(points)}
+        for name, (dims, values, extra_coords) in extras.items():
+            data[name] = (("run", *dims), [values])
+            coords.update(extra_coords)
+        return xr.Dataset(data, coords=coords)
+
+    def axes(self) -> list[str]:
+        """The grid dims of the cube (besides ``point`` and extras)."""
+        raise NotImplementedError
+
+    # ---- cube ----------------------------------------------------------------------------------
+    SCALAR_META = {
+        "n_params": ("parameters N, embeddings included (Hoffmann's N)", "1"),
+        "n_params_non_embedding": ("parameters without embeddings and head (Kaplan's N)", "1"),
+        "n_params_with_head": ("non-embedding parameters plus the V·d unembedding "
+                               "(Porian's last-layer count)", "1"),
+        "n_layer": ("transformer blocks", "1"), "n_head": ("attention heads", "1"),
+        "tokens": ("training tokens D actually seen", "token"),
+        "steps": ("optimiser steps", "1"),
+        "epochs": ("passes over the training split (1: no repetition)", "1"),
+        "flops_6n": ("training compute 6·N·D", "FLOP"),
+        "flops_kaplan": ("training compute 6·N_non-embedding·D", "FLOP"),
+        "flops_attention": ("training compute (6N + 6·T·d·L)·D (Porian's attention count)", "FLOP"),
+        "flops_hoffmann": ("training compute, Hoffmann et al. App. F exact count", "FLOP"),
+        "final_val_loss": ("validation loss at the end of training", "nat/token"),
+        "tokens_per_second": ("training throughput", "token/s"),
+        "curve_step": ("optimiser step of the validation point", "1"),
+        "curve_tokens": ("training tokens seen at the validation point", "token"),
+        "curve_val_loss": ("validation loss at log-spaced steps", "nat/token"),
+        "curve_train_loss": ("mean training loss since the previous validation point",
+                             "nat/token"),
+        "curve_lr": ("learning rate at the validation point", "1"),
+        "point": ("index of the validation point", "1"),
+    }
+
+    def cube_from_shards(self, shard_results, extra_meta: dict) -> xr.Dataset:
+        combined = xr.concat(shard_results, dim="run")
+        dims = self.axes()
+        table = pd.DataFrame({name: combined[name].values for name in dims})
+        scalar_names = [v for v in combined.data_vars
+                        if combined[v].dims == ("run",) and v not in dims]
+        for name in scalar_names:
+            table[name] = combined[name].values
+        arrays = {}
+        for name in combined.data_vars:
+            var = combined[name]
+            if var.ndim == 2 and var.dims[0] == "run":
+                table[name] = list(var.values)
+                arrays[name] = (var.dims[1], combined[var.dims[1]].values)
+        cube = self._grid(table, dims, scalar_names, arrays)
+        for name, (long_name, units) in {**self.SCALAR_META, **extra_meta}.items():
+            if name in cube.variables:
+                cube[name].attrs.update(long_name=long_name, units=units)
+        fam = self.cfg["family"]
+        corpus_meta = load_corpus(self.corpus_dir)[2] if (self.corpus_dir / "meta.json").exists() else {}
+        cube.attrs.update(
+            title=self.title, seq_len=self.cfg["seq_len"], batch_size=self.cfg["batch_size"],
+            lr=self.cfg["lr"], schedule=self.cfg["schedule"],
+            warmup_fraction=self.cfg["warmup_fraction"],
+            final_lr_fraction=self.cfg["final_lr_fraction"],
+            weight_decay=self.cfg["weight_decay"],
+            family=f"pre-LN decoder, d/L = {fam['aspect_ratio']}, head dim {fam['head_dim']}, "
+                   f"{fam['positions']} positions, {'tied' if fam['tied_head'] else 'untied'} head",
+            corpus_source=self.cfg["corpus"]["source"],
+            corpus_meta=str({k: v for k, v in corpus_meta.items()
+                             if not isinstance(v, (dict, list))}),
+        )
+        for key in ("entropy_rate_nats", "unigram_entropy_nats", "token_zipf_exponent", "vocab_size"):
+            if key in corpus_meta:
+                cube.attrs[f"corpus_{key}"] = corpus_meta[key]
+        return cube
+
+    @staticmethod
+    def _grid(table, dims, scalars, arrays):
+        from scaling_atlas.cubes import grid_from_records
+
+        return grid_from_records(table, dims=dims, scalars=scalars, arrays=arrays)

@@ -1,0 +1,237 @@
+"""One plain training loop for the transformer family (nanoGPT-style), resumable and seeded.
+
+Data: non-overlapping windows of T+1 tokens of a memory-mapped token stream, visited in a seeded
+random order per epoch; window i of step s is a pure function of (seed, s), so a resumed run sees
+exactly the batches it would have seen. A run that needs more windows than the corpus holds is an
+error unless ``allow_repeat`` (then the epochs are recorded).
+
+AdamW (decay on matrices and embeddings only), warmup + cosine / WSD / constant LR, gradient
+accumulation, gradient clipping, bf16 autocast and optional ``torch.compile`` on CUDA,
+deterministic kernels on CPU. Validation loss on a fixed held-out set at log-spaced steps.
+Checkpoints go to a folder that is not a declared Snakemake output (outputs are deleted before a
+rerun), atomically, every ``checkpoint_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from scaling_atlas.models.transformer import Transformer, TransformerConfig
+from scaling_atlas.train import checkpoint
+
+
+class CorpusTooSmall(ValueError):
+    """The corpus has fewer training windows than a run needs (and repetition is off)."""
+
+
+@dataclass(frozen=True)
+class LMTrainSpec:
+    tokens: int  # training tokens D requested (rounded up to whole steps)
+    batch_size: int = 32  # sequences per optimiser step (= micro-batch × grad_accum)
+    lr: float = 3e-3
+    schedule: str = "cosine"  # cosine | wsd | constant
+    warmup_fraction: float = 0.05
+    final_lr_fraction: float = 0.1
+    decay_fraction: float = 0.2  # WSD: the last fraction of steps decays linearly
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_points: int = 16
+    eval_tokens: int = 32768
+    seed: int = 0
+    allow_repeat: bool = False
+    compile: bool = False
+    checkpoint_every: int = 0  # steps; 0 = only at the end
+
+    def steps(self, seq_len: int) -> int:
+        return max(1, math.ceil(self.tokens / (self.batch_size * seq_len)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_at(step: int, total: int, spec: LMTrainSpec) -> float:
+    """LR of optimiser step ``step`` (0-based) of ``total``: linear warmup, then the schedule."""
+    warmup = max(1, round(spec.warmup_fraction * total)) if spec.warmup_fraction > 0 else 0
+    peak, final = spec.lr, spec.lr * spec.final_lr_fraction
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if spec.schedule == "constant":
+        return peak
+    if spec.schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup - 1)
+        return final + 0.5 * (peak - final) * (1 + math.cos(math.pi * min(1.0, progress)))
+    if spec.schedule == "wsd":
+        decay_start = total - max(1, round(spec.decay_fraction * total))
+        if step < decay_start:
+            return peak
+        return peak + (final - peak) * (step - decay_start + 1) / (total - decay_start)
+    raise ValueError(f"unknown schedule {spec.schedule!r}")
+
+
+def lr_sequence(total: int, spec: LMTrainSpec) -> np.ndarray:
+    return np.array([lr_at(s, total, spec) for s in range(total)])
+
+
+def eval_steps(total: int, points: int) -> np.ndarray:
+    """Optimiser steps after which the validation loss is measured: log-spaced, ending at T."""
+    return np.unique(np.round(np.geomspace(1, total, max(2, points))).astype(int))
+
+
+class WindowSampler:
+    """Batches of (input, target) windows from a token stream, in a seeded order per epoch."""
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int, allow_repeat: bool):
+        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+        self.n_windows = (len(tokens) - 1) // seq_len
+        self.allow_repeat = allow_repeat
+        self._orders: dict[int, np.ndarray] = {}
+
+    def require(self, n_sequences: int, what: str) -> int:
+        """Epochs needed for ``n_sequences`` windows; an error if >1 and repetition is off."""
+        epochs = math.ceil(n_sequences / max(1, self.n_windows))
+        if epochs > 1 and not self.allow_repeat:
+            raise CorpusTooSmall(
+                f"{what} needs {n_sequences * self.seq_len:,} training tokens "
+                f"({n_sequences:,} windows of {self.seq_len}) but the corpus has "
+                f"{self.n_windows * self.seq_len:,}; give a larger corpus or set "
+                "corpus.allow_repeat: true (epochs are then recorded)")
+        return epochs
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)}
+        return self._orders[epoch]
+
+    def batch(self, first_sequence: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = []
+        for i in range(first_sequence, first_sequence + size):
+            window = self._order(i // self.n_windows)[i % self.n_windows]
+            start = int(window) * self.seq_len
+            rows.append(np.asarray(self.tokens[start : start + self.seq_len + 1], dtype=np.int64))
+        data = torch.from_numpy(np.stack(rows))
+        return data[:, :-1], data[:, 1:]
+
+
+def validation_batches(tokens: np.ndarray, seq_len: int, eval_tokens: int, batch: int = 64):
+    n = min((len(tokens) - 1) // seq_len, max(1, eval_tokens // seq_len))
+    if n < 1:
+        raise CorpusTooSmall(f"the validation split has {len(tokens)} tokens, fewer than one "
+                             f"window of {seq_len + 1}")
+    data = torch.from_numpy(np.stack([np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1],
+                                                 dtype=np.int64) for i in range(n)]))
+    return [(data[i : i + batch, :-1], data[i : i + batch, 1:]) for i in range(0, n, batch)]
+
+
+def make_optimizer(model: torch.nn.Module, spec: LMTrainSpec, device: torch.device):
+    """AdamW with weight decay on ≥2-D tensors (matrices, embeddings), none on LayerNorms."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": spec.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2),
+                             fused=True)  # one kernel per step on CPU and CUDA alike
+
+
+@torch.no_grad()
+def evaluate(model, batches, device, autocast) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in batches:
+        with autocast():
+            loss = model.loss(x.to(device), y.to(device))
+        total += float(loss) * y.numel()
+        count += y.numel()
+    model.train()
+    return total / count
+
+
+def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.ndarray,
+             val_tokens: np.ndarray, device: torch.device, ckpt_path: Path | None,
+             log: Callable[[str], None] = print, label: str = "run", stop_after: int | None = None):
+    """Train one model; returns (model, results dict). ``stop_after`` (tests) interrupts the run
+    after that many steps, leaving its checkpoint, as a killed job would."""
+    T = model_cfg.seq_len
+    total = spec.steps(T)
+    micro = spec.batch_size // spec.grad_accum
+    sampler = WindowSampler(train_tokens, T, spec.seed, spec.allow_repeat)
+    epochs = sampler.require(total * spec.batch_size, label)
+    val = validation_batches(val_tokens, T, spec.eval_tokens)
+    checkpoints = set(eval_steps(total, spec.eval_points).tolist())
+
+    torch.manual_seed(spec.seed)
+    model = Transformer(model_cfg).to(device)
+    optimizer = make_optimizer(model, spec, device)
+    cuda = device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
+    step_model = torch.compile(model) if (spec.compile and cuda) else model
+
+    history = {"step": [], "val_loss": [], "train_loss": [], "lr": []}
+    start, interval_loss, interval_steps = 0, 0.0, 0
+    state = checkpoint.load(ckpt_path, device) if ckpt_path else None
+    fingerprint = {"model": model_cfg.to_dict(), "spec": spec.to_dict()}
+    if state is not None and state.get("fingerprint") == repr(fingerprint):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = int(state["step"]), {k: list(v) for k, v in state["history"].items()}
+        interval_loss, interval_steps = float(state["interval_loss"]), int(state["interval_steps"])
+        log(f"{label}: resumed at step {start}/{total}")
+
+    def save(step):
+        if ckpt_path:
+            checkpoint.save({"fingerprint": repr(fingerprint), "model": model.state_dict(),
+                             "optimizer": optimizer.state_dict(), "step": step,
+                             "history": history, "interval_loss": interval_loss,
+                             "interval_steps": interval_steps}, ckpt_path)
+
+    t0, last_log, tokens_per_step = time.time(), time.time(), spec.batch_size * T
+    for step in range(start, total):
+        lr = lr_at(step, total, spec)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = 0.0
+        for k in range(spec.grad_accum):
+            x, y = sampler.batch((step * spec.grad_accum + k) * micro, micro)
+            with autocast():
+                loss = step_model.loss(x.to(device), y.to(device)) / spec.grad_accum
+            loss.backward()
+            step_loss += float(loss.detach())
+        if spec.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        interval_loss, interval_steps = interval_loss + step_loss, interval_steps + 1
+        done = step + 1
+        if done in checkpoints:
+            history["step"].append(done)
+            history["val_loss"].append(evaluate(model, val, device, autocast))
+            history["train_loss"].append(interval_loss / interval_steps)
+            history["lr"].append(lr)
+            interval_loss, interval_steps = 0.0, 0
+        if time.time() - last_log > 30 or done == total:
+            rate = (done - start) * tokens_per_step / (time.time() - t0)
+            log(f"{label}: step {done}/{total}, train loss {step_loss:.4f}, {rate:,.0f} tokens/s")
+            last_log = time.time()
+        if (spec.checkpoint_every and done % spec.checkpoint_every == 0) or done == total:
+            save(done)
+        if stop_after is not None and done >= stop_after and done < total:
+            return model, None
+    elapsed = time.time() - t0
+    results = {
+        "history": {k: np.asarray(v) for k, v in history.items()},
+        "steps": total, "tokens_seen": total * tokens_per_step, "epochs": epochs,
+        "final_val_loss": history["val_loss"][-1] if history["val_loss"] else math.nan,
+        "tokens_per_second": (total - start) * tokens_per_step / elapsed if elapsed > 0 else math.nan,
+        "lr_sequence": lr_sequence(total, spec),
+    }
+    return model, results

@@ -1,0 +1,12 @@
+"""Adapter: build the token corpus of a transformer study (arrays + metadata)."""
+
+from pathlib import Path
+
+from scaling_atlas.workflow_io import logged, study_of
+
+with logged(snakemake.log[0]) as log:  # noqa: F821
+    study = study_of(snakemake)  # noqa: F821
+    out_dir = Path(snakemake.output.meta).parent  # noqa: F821
+    meta = study.prepare_corpus(out_dir, snakemake.params.cache_dir, log.info)  # noqa: F821
+    log.info("corpus: %s training tokens, %s validation, vocabulary %s",
+             meta["train_tokens"], meta["val_tokens"], meta["vocab_size"])
