@@ -91,3 +91,17 @@ def test_loader_errors_name_the_problem(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="no \\*.safetensors"):
         load_hf_unembedding(tmp_path)
+
+
+def test_study_places_checkpoints_next_to_our_family(tmp_path):
+    from scaling_atlas.studies.superposition_lm import SuperpositionLMStudy
+
+    W = torch.randn(400, 32, generator=torch.Generator().manual_seed(2))
+    folder = _checkpoint(tmp_path / "tiny-gpt2", {"model_type": "gpt2", "n_embd": 32},
+                         {"transformer.wte.weight": W})
+    table = SuperpositionLMStudy._external([{"path": str(folder), "label": "", "loss": 3.2}])
+    assert list(table["checkpoint"].values) == ["tiny-gpt2"]
+    row = table.isel(checkpoint=0)
+    assert int(row["hf_width"]) == 32 and int(row["hf_vocab"]) == 400
+    assert float(row["hf_mean_sq_overlap"]) == pytest.approx(1 / 32, rel=0.1)  # random rows
+    assert float(row["hf_loss"]) == 3.2

@@ -1,0 +1,65 @@
+"""The compute-optimal fits on a constructed loss surface with a known answer (a = 0.5)."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scaling_atlas.config import validate_config
+from scaling_atlas.models.transformer import parameter_counts
+from scaling_atlas.studies import get_study
+
+from conftest import load_config
+
+E, A, B, ALPHA, BETA = 1.3, 20.0, 20.0, 0.34, 0.34  # α = β → N_opt ∝ C^0.5 exactly
+
+
+def surface(n, d):
+    return E + A / n**ALPHA + B / d**BETA
+
+
+@pytest.fixture(scope="module")
+def study_and_cube():
+    config = load_config()
+    config["studies"]["compute_optimal"].update(
+        widths=[8, 16, 24, 32, 48, 64, 96, 128], budgets=[1e10, 1e11, 1e12], bootstrap_resamples=100)
+    study = get_study("compute_optimal", validate_config(config))
+    budgets, widths = study.cfg["budgets"], study.cfg["widths"]
+    n = np.array([parameter_counts(study.model_config(w))["total"] for w in widths], float)
+    shape = (len(budgets), len(widths), 1)
+    d = np.array(budgets)[:, None] / (6 * n[None, :])
+    points = np.geomspace(0.01, 1.0, 12)  # each run's curve: tokens seen up to its horizon D
+    curve_tokens = d[..., None] * points
+    cube = xr.Dataset(
+        {"n_params": (("budget", "width", "seed"), np.broadcast_to(n[None, :, None], shape).copy()),
+         "tokens": (("budget", "width", "seed"), d[..., None]),
+         "flops_6n": (("budget", "width", "seed"), 6 * n[None, :, None] * d[..., None]),
+         "final_val_loss": (("budget", "width", "seed"), surface(n[None, :], d)[..., None]),
+         "curve_tokens": (("budget", "width", "seed", "point"), curve_tokens[:, :, None, :]),
+         "curve_val_loss": (("budget", "width", "seed", "point"),
+                            surface(n[None, :, None], curve_tokens)[:, :, None, :])},
+        coords={"budget": budgets, "width": widths, "seed": [0], "point": np.arange(12)})
+    return study, cube
+
+
+def test_approach2_recovers_a_half_with_a_ci(study_and_cube):
+    study, cube = study_and_cube
+    fit = study._approach2(study._final_points(cube))
+    assert int(fit["used"].sum()) == 3
+    assert fit.attrs["a"] == pytest.approx(0.5, abs=0.03)
+    assert fit.attrs["a_ci_low"] < fit.attrs["a"] < fit.attrs["a_ci_high"]
+    assert fit.attrs["b"] == pytest.approx(1 - fit.attrs["a"])
+
+
+def test_approach3_recovers_the_surface(study_and_cube):
+    study, cube = study_and_cube
+    fit = study._approach3(study._final_points(cube), cube)
+    est = dict(zip(fit["parameter"].values, fit["estimate"].values))
+    assert est["E"] == pytest.approx(E, rel=1e-3) and est["alpha"] == pytest.approx(ALPHA, abs=1e-3)
+    assert fit.attrs["a"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_approach1_envelope_follows_the_frontier(study_and_cube):
+    study, cube = study_and_cube
+    fit = study._approach1(cube)
+    # the envelope can only pick sampled sizes, so the slope is coarse but close to 0.5
+    assert fit.attrs["a"] == pytest.approx(0.5, abs=0.12)
