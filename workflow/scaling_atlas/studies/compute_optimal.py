@@ -60,8 +60,10 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                     "(parametric fit, with its 95 % bootstrap band); dashed: slope 0.5 (Hoffmann).",
         "loss_surface": "Final loss of every run in the (N, D) plane with the iso-loss contours of "
                         "the Approach-3 fit and its compute-optimal frontier.",
-        "curve_fits": "Validation-loss curves of each width (one per horizon) and the LR-annealing "
-                      "law fitted to them (dashed: the held-out longest horizon).",
+        "curve_fits": "Validation-loss curves of each width (dots, one curve per horizon) and the "
+                      "LR-annealing law fitted from 20 % of each run on (lines; dashed: the "
+                      "held-out longest horizon). Every run first stalls near the unigram "
+                      "entropy before it learns the grammar's structure.",
     }
 
     # ---- grid ----------------------------------------------------------------------------------
@@ -350,6 +352,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             p = lr.sel(width=width)
             steps_list = cube["steps"].sel(width=width).isel(seed=0).values
             longest = np.nanmax(steps_list)
+            labelled = False
             for budget in cube["budget"].values:
                 run = cube.sel(width=width, budget=budget).isel(seed=0)
                 if not np.isfinite(float(run["steps"])):
@@ -363,11 +366,12 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                 pred = float(p["L0"]) + float(p["A"]) * s1 ** -float(p["alpha"]) - float(p["C"]) * s2
                 held = float(run["steps"]) == longest
                 ax.plot(run["curve_tokens"].values[keep], pred, "--" if held else "-", color=f"C{i}",
-                        lw=1, label=f"d = {width}" if budget == cube["budget"].values[0] else None)
+                        lw=1, label=None if labelled else f"d = {width}")
+                labelled = True
         observed = cube["curve_val_loss"].values
         ax.set(xscale="log", xlabel="training tokens", ylabel="validation loss (nats/token)",
                ylim=(np.nanmin(observed) - 0.1, np.nanmax(observed) + 0.1),
-               title="loss curves and the LR-annealing law (fit from 20 % of each run)")
+               title="loss curves and the LR-annealing law")
         ax.legend(fontsize=7)
         return fig
 
