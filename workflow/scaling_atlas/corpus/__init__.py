@@ -41,7 +41,11 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
 
 
 def _grammar_tokens(spec: GrammarSpec, n_tokens: int, stream: int) -> tuple[np.ndarray, dict]:
-    """At least ``n_tokens`` tokens of whole documents from sampling stream ``stream``."""
+    """The first ``n_tokens`` tokens of sampling stream ``stream``.
+
+    Chunks of a fixed number of documents, each from its own seed, make the stream
+    prefix-stable: a grid that needs more tokens extends the same text instead of redrawing it.
+    """
     grammar = build_grammar(spec)
     chunks, total, log_prob, chunk = [], 0, 0.0, 0
     counts = None
@@ -53,7 +57,7 @@ def _grammar_tokens(spec: GrammarSpec, n_tokens: int, stream: int) -> tuple[np.n
         log_prob += sample.log_prob
         counts = sample.choice_counts if counts is None else counts + sample.choice_counts
         chunk += 1
-    tokens = np.concatenate(chunks)
+    tokens = np.concatenate(chunks)[:n_tokens]
     stats = {"empirical_entropy_rate": -log_prob / total,
              "start_rule_zipf_exponent": rank_frequency_exponent(counts[0])}
     return tokens, stats

@@ -238,20 +238,27 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         s1, s2 = lr_areas(eta, warmup=warmup)
         return s1[at_steps], s2[at_steps]
 
+    def _annealing_points(self, cube, width) -> list[pd.DataFrame]:
+        """Per trained horizon of one width: the validation points from 20 % of the run on (the
+        Tissue law has no term for the initial plateau) with their LR areas S₁, S₂."""
+        curves = []
+        for budget in cube["budget"].values:
+            run = cube.sel(width=width, budget=budget).isel(seed=0)
+            if not np.isfinite(float(run["steps"])):
+                continue
+            step = run["curve_step"].values
+            keep = np.isfinite(step) & (step >= 0.2 * float(run["steps"]))
+            s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int))
+            curves.append(pd.DataFrame({"S1": s1, "S2": s2, "loss": run["curve_val_loss"].values[keep],
+                                        "tokens": run["curve_tokens"].values[keep],
+                                        "horizon": int(run["steps"]), "budget": budget}))
+        return curves
+
     def _lr_annealing(self, cube) -> xr.Dataset:
         """Tissue et al.'s law per width, fitted on all horizons but the longest, which it predicts."""
         rows = []
         for width in cube["width"].values:
-            curves = []
-            for budget in cube["budget"].values:
-                run = cube.sel(width=width, budget=budget).isel(seed=0)
-                if not np.isfinite(float(run["steps"])):
-                    continue
-                step = run["curve_step"].values
-                keep = np.isfinite(step) & (step >= 0.2 * float(run["steps"]))
-                s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int))
-                curves.append(pd.DataFrame({"S1": s1, "S2": s2, "loss": run["curve_val_loss"].values[keep],
-                                            "horizon": int(run["steps"])}))
+            curves = self._annealing_points(cube, width)
             if len(curves) < 2:
                 continue
             data = pd.concat(curves)
@@ -350,24 +357,16 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         widths = [w for w in cube["width"].values if "width" in lr.coords and w in lr["width"].values]
         for i, width in enumerate(widths):
             p = lr.sel(width=width)
-            steps_list = cube["steps"].sel(width=width).isel(seed=0).values
-            longest = np.nanmax(steps_list)
-            labelled = False
-            for budget in cube["budget"].values:
+            for budget in cube["budget"].values:  # every observed point, plateau included
                 run = cube.sel(width=width, budget=budget).isel(seed=0)
-                if not np.isfinite(float(run["steps"])):
-                    continue
-                step = run["curve_step"].values
-                seen = np.isfinite(step)
-                ax.plot(run["curve_tokens"].values[seen], run["curve_val_loss"].values[seen], ".",
-                        color=f"C{i}", ms=3)
-                keep = seen & (step >= 0.2 * float(run["steps"]))  # the fitted range
-                s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int))
-                pred = float(p["L0"]) + float(p["A"]) * s1 ** -float(p["alpha"]) - float(p["C"]) * s2
-                held = float(run["steps"]) == longest
-                ax.plot(run["curve_tokens"].values[keep], pred, "--" if held else "-", color=f"C{i}",
-                        lw=1, label=None if labelled else f"d = {width}")
-                labelled = True
+                ax.plot(run["curve_tokens"], run["curve_val_loss"], ".", color=f"C{i}", ms=3)
+            curves = self._annealing_points(cube, width)
+            longest = max(c["horizon"].iloc[0] for c in curves)
+            for j, c in enumerate(curves):
+                pred = float(p["L0"]) + float(p["A"]) * c["S1"] ** -float(p["alpha"]) - float(p["C"]) * c["S2"]
+                held = c["horizon"].iloc[0] == longest
+                ax.plot(c["tokens"], pred, "--" if held else "-", color=f"C{i}", lw=1,
+                        label=f"d = {width}" if j == 0 else None)
         observed = cube["curve_val_loss"].values
         ax.set(xscale="log", xlabel="training tokens", ylabel="validation loss (nats/token)",
                ylim=(np.nanmin(observed) - 0.1, np.nanmax(observed) + 0.1),

@@ -22,7 +22,7 @@ from scaling_atlas.config import config_hash
 from scaling_atlas.corpus import grammar_spec, load_corpus
 from scaling_atlas.corpus.text import CorpusError, corpus_files
 from scaling_atlas.models.transformer import (TransformerConfig, family_shape, flops_per_token,
-                                              parameter_counts, validate_shape)
+                                              parameter_counts)
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
 from scaling_atlas.train.lm import LMTrainSpec, train_lm
@@ -30,7 +30,7 @@ from scaling_atlas.train.lm import LMTrainSpec, train_lm
 #: training hyperparameters copied from the study config into every run (and so its id)
 TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "final_lr_fraction",
               "decay_fraction", "weight_decay", "beta1", "beta2", "grad_clip", "grad_accum",
-              "eval_points", "eval_tokens", "checkpoint_every")
+              "eval_points", "eval_tokens")
 
 CURVE_VARS = ("curve_step", "curve_tokens", "curve_val_loss", "curve_train_loss", "curve_lr")
 
@@ -65,13 +65,12 @@ class TransformerFamilyStudy(Study):
         problems = []
         fam, corpus = self.cfg["family"], self.cfg["corpus"]
         for i, width in enumerate(self.widths()):
-            _, n_head = family_shape(width, fam["aspect_ratio"], fam["head_dim"])
-            problems += [f"widths[{i}]: {p} (family.head_dim = {fam['head_dim']} gives "
-                         f"n_head = {n_head})" for p in validate_shape(width, n_head, fam["positions"])
-                         if "divisible" in p or "rotary" in p]
             if width % fam["head_dim"]:
                 problems.append(f"widths[{i}]: width {width} is not divisible by family.head_dim = "
                                 f"{fam['head_dim']} (heads must split the width evenly)")
+        if fam["positions"] == "rotary" and fam["head_dim"] % 2:
+            problems.append(f"family.head_dim: rotary positions need an even head dimension, not "
+                            f"{fam['head_dim']}")
         if corpus["source"] == "grammar":
             try:
                 grammar_spec(corpus)
@@ -144,6 +143,7 @@ class TransformerFamilyStudy(Study):
             tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
             allow_repeat=self.cfg["corpus"].get("allow_repeat", False),
             compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
+            checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
             **{key: run[key] for key in TRAIN_KEYS})
 
     def run_extras(self, run: Run, model, corpus_meta: dict) -> dict:

@@ -231,7 +231,8 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
         "history": {k: np.asarray(v) for k, v in history.items()},
         "steps": total, "tokens_seen": total * tokens_per_step, "epochs": epochs,
         "final_val_loss": history["val_loss"][-1] if history["val_loss"] else math.nan,
-        "tokens_per_second": (total - start) * tokens_per_step / elapsed if elapsed > 0 else math.nan,
+        # NaN when the run was already finished (loaded from its checkpoint, nothing trained)
+        "tokens_per_second": (total - start) * tokens_per_step / elapsed if total > start else math.nan,
         "lr_sequence": lr_sequence(total, spec),
     }
     return model, results
