@@ -179,7 +179,9 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
     history = {"step": [], "val_loss": [], "train_loss": [], "lr": []}
     start, interval_loss, interval_steps = 0, 0.0, 0
     state = checkpoint.load(ckpt_path, device) if ckpt_path else None
-    fingerprint = {"model": model_cfg.to_dict(), "spec": spec.to_dict()}
+    # what the saved state must match to be resumed (the checkpoint cadence does not matter)
+    fingerprint = {"model": model_cfg.to_dict(),
+                   "spec": {k: v for k, v in spec.to_dict().items() if k != "checkpoint_every"}}
     if state is not None and state.get("fingerprint") == repr(fingerprint):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
