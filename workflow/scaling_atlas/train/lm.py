@@ -28,6 +28,10 @@ from scaling_atlas.models.transformer import Transformer, TransformerConfig
 from scaling_atlas.train import checkpoint
 
 
+#: spec fields a checkpoint may differ in and still be resumed (they do not change the run)
+RESUME_FREE = ("checkpoint_every", "compile", "compile_mode")
+
+
 class CorpusTooSmall(ValueError):
     """The corpus has fewer training windows than a run needs (and repetition is off)."""
 
@@ -51,6 +55,9 @@ class LMTrainSpec:
     seed: int = 0
     allow_repeat: bool = False
     compile: bool = False
+    # CUDA graphs replay the compiled step in one launch per graph: without them a small model's
+    # step is bound by Python launching hundreds of kernels (benchmarks/README.md)
+    compile_mode: str = "reduce-overhead"
     checkpoint_every: int = 0  # steps; 0 = only at the end
 
     def steps(self, seq_len: int) -> int:
@@ -91,8 +98,9 @@ def eval_steps(total: int, points: int) -> np.ndarray:
 class WindowSampler:
     """Batches of (input, target) windows from a token stream, in a seeded order per epoch."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int, allow_repeat: bool):
-        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int, allow_repeat: bool,
+                 pin: bool = False):
+        self.tokens, self.seq_len, self.seed, self.pin = tokens, seq_len, seed, pin
         self.n_windows = (len(tokens) - 1) // seq_len
         self.allow_repeat = allow_repeat
         self._orders: dict[int, np.ndarray] = {}
@@ -120,6 +128,8 @@ class WindowSampler:
             start = int(window) * self.seq_len
             rows.append(np.asarray(self.tokens[start : start + self.seq_len + 1], dtype=np.int64))
         data = torch.from_numpy(np.stack(rows))
+        if self.pin:  # page-locked, so the copy to the GPU overlaps the running step
+            data = data.pin_memory()
         return data[:, :-1], data[:, 1:]
 
 
@@ -143,17 +153,55 @@ def make_optimizer(model: torch.nn.Module, spec: LMTrainSpec, device: torch.devi
                              fused=True)  # one kernel per step on CPU and CUDA alike
 
 
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (matmuls in bf16, reductions and the loss in float32); none on CPU."""
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def loss_function(model: Transformer, spec: LMTrainSpec, device: torch.device):
+    """The training loss, compiled on CUDA when asked (compiling ``model`` itself would leave
+    ``model.loss`` eager: it calls the uncompiled module)."""
+    if spec.compile and device.type == "cuda":
+        return torch.compile(model.loss, mode=spec.compile_mode)
+    return model.loss
+
+
+def training_step(model, loss_fn, optimizer, micro_batches, lr: float, spec: LMTrainSpec,
+                  device: torch.device, autocast) -> torch.Tensor:
+    """One optimiser step over ``micro_batches`` (gradient accumulation), clipped AdamW.
+
+    Returns the step's mean training loss as a tensor on the device: reading it is left to the
+    caller, so a GPU step never waits for the host."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if device.type == "cuda":  # a new iteration for CUDA graph trees: last step's outputs are dead
+        torch.compiler.cudagraph_mark_step_begin()
+    step_loss = torch.zeros((), device=device)
+    for x, y in micro_batches:
+        with autocast():
+            loss = loss_fn(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+        (loss / len(micro_batches)).backward()
+        step_loss += loss.detach().float() / len(micro_batches)
+    if spec.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss
+
+
 @torch.no_grad()
 def evaluate(model, batches, device, autocast) -> float:
     model.eval()
-    total, count = 0.0, 0
+    total, count = torch.zeros((), device=device, dtype=torch.float64), 0
     for x, y in batches:
         with autocast():
             loss = model.loss(x.to(device), y.to(device))
-        total += float(loss) * y.numel()
+        total += loss.double() * y.numel()
         count += y.numel()
     model.train()
-    return total / count
+    return float(total) / count
 
 
 def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.ndarray,
@@ -164,7 +212,8 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
     T = model_cfg.seq_len
     total = spec.steps(T)
     micro = spec.batch_size // spec.grad_accum
-    sampler = WindowSampler(train_tokens, T, spec.seed, spec.allow_repeat)
+    cuda = device.type == "cuda"
+    sampler = WindowSampler(train_tokens, T, spec.seed, spec.allow_repeat, pin=cuda)
     epochs = sampler.require(total * spec.batch_size, label)
     val = validation_batches(val_tokens, T, spec.eval_tokens)
     checkpoints = set(eval_steps(total, spec.eval_points).tolist())
@@ -172,57 +221,53 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
     torch.manual_seed(spec.seed)
     model = Transformer(model_cfg).to(device)
     optimizer = make_optimizer(model, spec, device)
-    cuda = device.type == "cuda"
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
-    step_model = torch.compile(model) if (spec.compile and cuda) else model
+    autocast = autocast_for(device)
+    loss_fn = loss_function(model, spec, device)
 
     history = {"step": [], "val_loss": [], "train_loss": [], "lr": []}
-    start, interval_loss, interval_steps = 0, 0.0, 0
+    start = 0
+    # summed training loss since the last validation point, kept on the device (no per-step sync)
+    interval_loss, interval_steps = torch.zeros((), device=device), 0
     state = checkpoint.load(ckpt_path, device) if ckpt_path else None
-    # what the saved state must match to be resumed (the checkpoint cadence does not matter)
+    # what the saved state must match to be resumed (cadence and compilation do not matter)
     fingerprint = {"model": model_cfg.to_dict(),
-                   "spec": {k: v for k, v in spec.to_dict().items() if k != "checkpoint_every"}}
+                   "spec": {k: v for k, v in spec.to_dict().items() if k not in RESUME_FREE}}
     if state is not None and state.get("fingerprint") == repr(fingerprint):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["step"]), {k: list(v) for k, v in state["history"].items()}
-        interval_loss, interval_steps = float(state["interval_loss"]), int(state["interval_steps"])
+        interval_loss += float(state["interval_loss"])
+        interval_steps = int(state["interval_steps"])
         log(f"{label}: resumed at step {start}/{total}")
 
     def save(step):
         if ckpt_path:
             checkpoint.save({"fingerprint": repr(fingerprint), "model": model.state_dict(),
                              "optimizer": optimizer.state_dict(), "step": step,
-                             "history": history, "interval_loss": interval_loss,
+                             "history": history, "interval_loss": float(interval_loss),
                              "interval_steps": interval_steps}, ckpt_path)
 
     t0, last_log, tokens_per_step = time.time(), time.time(), spec.batch_size * T
     for step in range(start, total):
+        micro_batches = [sampler.batch((step * spec.grad_accum + k) * micro, micro)
+                         for k in range(spec.grad_accum)]
         lr = lr_at(step, total, spec)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        step_loss = 0.0
-        for k in range(spec.grad_accum):
-            x, y = sampler.batch((step * spec.grad_accum + k) * micro, micro)
-            with autocast():
-                loss = step_model.loss(x.to(device), y.to(device)) / spec.grad_accum
-            loss.backward()
-            step_loss += float(loss.detach())
-        if spec.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        interval_loss, interval_steps = interval_loss + step_loss, interval_steps + 1
+        step_loss = training_step(model, loss_fn, optimizer, micro_batches, lr, spec, device,
+                                  autocast)
+        interval_loss += step_loss
+        interval_steps += 1
         done = step + 1
         if done in checkpoints:
             history["step"].append(done)
             history["val_loss"].append(evaluate(model, val, device, autocast))
-            history["train_loss"].append(interval_loss / interval_steps)
+            history["train_loss"].append(float(interval_loss) / interval_steps)
             history["lr"].append(lr)
-            interval_loss, interval_steps = 0.0, 0
+            interval_loss.zero_()
+            interval_steps = 0
         if time.time() - last_log > 30 or done == total:
             rate = (done - start) * tokens_per_step / (time.time() - t0)
-            log(f"{label}: step {done}/{total}, train loss {step_loss:.4f}, {rate:,.0f} tokens/s")
+            log(f"{label}: step {done}/{total}, train loss {float(step_loss):.4f}, "
+                f"{rate:,.0f} tokens/s")
             last_log = time.time()
         if (spec.checkpoint_every and done % spec.checkpoint_every == 0) or done == total:
             save(done)
