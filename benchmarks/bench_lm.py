@@ -108,7 +108,7 @@ def bench(cfg: TransformerConfig, batch: int, steps: int, repeats: int, device,
         sampler = WindowSampler(tokens, cfg.seq_len, seed=0, allow_repeat=True,
                                 pin=device.type == "cuda")
         opt = make_optimizer(ours, spec, device)
-        loss_fn = loss_function(ours, spec, device)
+        loss_fn = loss_function(ours, spec)
         done = [0]
 
         def our_steps(n):
@@ -219,7 +219,8 @@ def profile_step(cfg: TransformerConfig, batch: int, device, mode: str, steps: i
     spec = LMTrainSpec(tokens=1, batch_size=batch, allow_repeat=True, compile=True,
                        compile_mode=mode)
     sampler = WindowSampler(tokens, cfg.seq_len, seed=0, allow_repeat=True, pin=True)
-    opt, loss_fn, autocast = make_optimizer(model, spec, device), loss_function(model, spec, device), autocast_for(device)
+    opt, loss_fn, autocast = (make_optimizer(model, spec, device), loss_function(model, spec),
+                              autocast_for(device))
     for i in range(3):
         training_step(model, loss_fn, opt, [sampler.batch(i * batch, batch)], spec.lr, spec,
                       device, autocast)

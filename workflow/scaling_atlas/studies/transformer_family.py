@@ -143,6 +143,7 @@ class TransformerFamilyStudy(Study):
             tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
             allow_repeat=self.cfg["corpus"].get("allow_repeat", False),
             compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
+            compile_mode=self.cfg["compile_mode"],
             checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
             **{key: run[key] for key in TRAIN_KEYS})
 

@@ -160,12 +160,10 @@ def autocast_for(device: torch.device):
     return nullcontext
 
 
-def loss_function(model: Transformer, spec: LMTrainSpec, device: torch.device):
-    """The training loss, compiled on CUDA when asked (compiling ``model`` itself would leave
+def loss_function(model: Transformer, spec: LMTrainSpec):
+    """The training loss, compiled when asked (compiling ``model`` itself would leave
     ``model.loss`` eager: it calls the uncompiled module)."""
-    if spec.compile and device.type == "cuda":
-        return torch.compile(model.loss, mode=spec.compile_mode)
-    return model.loss
+    return torch.compile(model.loss, mode=spec.compile_mode) if spec.compile else model.loss
 
 
 def training_step(model, loss_fn, optimizer, micro_batches, lr: float, spec: LMTrainSpec,
@@ -222,7 +220,7 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
     model = Transformer(model_cfg).to(device)
     optimizer = make_optimizer(model, spec, device)
     autocast = autocast_for(device)
-    loss_fn = loss_function(model, spec, device)
+    loss_fn = loss_function(model, spec)
 
     history = {"step": [], "val_loss": [], "train_loss": [], "lr": []}
     start = 0
