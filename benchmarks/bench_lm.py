@@ -89,6 +89,25 @@ def timed_rate(run_steps, n_steps: int, tokens_per_step: int, repeats: int, devi
     return statistics.median(rates), statistics.median(host)
 
 
+def time_our_steps(model, tokens, batch: int, mode: str, steps: int, repeats: int, device):
+    """(tokens/s, host s per step) of the trainer's loop: sampler batch + ``training_step``."""
+    spec = LMTrainSpec(tokens=1, batch_size=batch, allow_repeat=True, compile=mode != "eager",
+                       compile_mode=mode)
+    sampler = WindowSampler(tokens, model.cfg.seq_len, seed=0, allow_repeat=True,
+                            pin=device.type == "cuda")
+    opt, loss_fn, autocast = (make_optimizer(model, spec, device), loss_function(model, spec),
+                              autocast_for(device))
+    done = [0]
+
+    def our_steps(n):
+        for _ in range(n):
+            x_y = sampler.batch(done[0] * batch, batch)
+            training_step(model, loss_fn, opt, [x_y], spec.lr, spec, device, autocast)
+            done[0] += 1
+
+    return timed_rate(our_steps, steps, batch * model.cfg.seq_len, repeats, device)
+
+
 def bench(cfg: TransformerConfig, batch: int, steps: int, repeats: int, device,
           modes: list[str], reference: bool = True) -> dict:
     """tokens/s of our step under each compile mode (CUDA; "eager" = not compiled) and of the
@@ -98,29 +117,11 @@ def bench(cfg: TransformerConfig, batch: int, steps: int, repeats: int, device,
                                                * cfg.seq_len + 1).astype(np.uint16)
     template = Transformer(cfg).to(device)
     ref = reference_model(template) if reference else None
-    autocast = autocast_for(device)
     tokens_per_step = batch * cfg.seq_len
     result = {}
     for mode in modes:
-        spec = LMTrainSpec(tokens=1, batch_size=batch, allow_repeat=True,
-                           compile=mode != "eager", compile_mode=mode)
-        ours = copy.deepcopy(template)
-        sampler = WindowSampler(tokens, cfg.seq_len, seed=0, allow_repeat=True,
-                                pin=device.type == "cuda")
-        opt = make_optimizer(ours, spec, device)
-        loss_fn = loss_function(ours, spec)
-        done = [0]
-
-        def our_steps(n):
-            for _ in range(n):
-                x_y = sampler.batch(done[0] * batch, batch)
-                training_step(ours, loss_fn, opt, [x_y], spec.lr, spec, device, autocast)
-                done[0] += 1
-
-        result[mode], result[f"host_ms_{mode}"] = timed_rate(our_steps, steps, tokens_per_step,
-                                                             repeats, device)
-        result[f"host_ms_{mode}"] *= 1e3
-        del ours, opt, loss_fn
+        rate, host = time_our_steps(copy.deepcopy(template), tokens, batch, mode, steps, repeats, device)
+        result[mode], result[f"host_ms_{mode}"] = rate, host * 1e3
     result["ours"] = max(result[mode] for mode in modes)
     result["best_mode"] = max(modes, key=result.__getitem__)
     if ref is not None:

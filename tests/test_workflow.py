@@ -178,6 +178,34 @@ def test_superposition_lm_end_to_end(ci_run):
     assert claims.loc["token_zipf", "verdict"] == "pass"  # the grammar draws terminals ∝ rank^-1
 
 
+def test_emergence_end_to_end(ci_run):
+    from scaling_atlas.studies.emergence import EmergenceStudy
+
+    meta = json.loads((ci_run / "results/emergence/corpus/meta.json").read_text())
+    assert meta["source"] == "tasks" and meta["vocab_size"] == 21
+    cube = open_cube(ci_run / "results/emergence/cube.nc")
+    assert {"width", "seed", "task", "instance", "position", "choice"} <= set(cube.dims)
+    assert list(cube["task"].values) == ["add1", "add2", "lookup", "composite", "two_route"]
+    assert missing_attributes(cube) == []
+    assert cube.sizes["width"] == 3 and cube.sizes["instance"] == 24
+    # the exact pass probability is the product of the per-token probabilities, below 1
+    assert float(cube["pu_exact"].max()) < 1 and cube["pu_exact"].notnull().all()
+    # bookkeeping: censored draws stop at k_max with fewer than r passes, the others at r
+    censored = cube["pu_censored"] == 1
+    assert (cube["pu_samples"].where(censored) == 500).sum() == censored.sum()
+    assert (cube["pu_passes"].where(~censored) == 3).sum() == (~censored).sum()
+    assert int(cube["choice_logp"].sel(task="add2").notnull().sum()) == 3 * 2 * 24 * 4
+    fits = open_cube(ci_run / "results/emergence/fits.nc")
+    assert {"curves", "task_law", "mirage", "elusive", "sampling"} <= set(fits.children)
+    assert missing_attributes(fits) == []
+    claims = pd.read_csv(ci_run / "results/emergence/claims.csv").set_index("claim_id")
+    assert {"sampling_matches_exact", "mvue_unbiased", "prediction_add2", "curvature_composite",
+            "elusive_chain"} <= set(claims.index)
+    for name in EmergenceStudy.figures:
+        png = ci_run / f"results/emergence/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -203,6 +231,8 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
          "studies.compute_optimal.budgets[0]: C = 1e+08 FLOP is too small for the smallest model"),
         ("studies:\n  superposition_lm:\n    corpus: {source: text, path: no/such/dir}\n",
          "studies.superposition_lm.corpus.path: no/such/dir does not exist"),
+        ("studies:\n  emergence:\n    passuntil: {r: 5, k_max: 3}\n",
+         "studies.emergence.passuntil.k_max: K_max = 3 is smaller than r = 5"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):

@@ -20,7 +20,8 @@ from scaling_atlas.corpus.text import (CorpusError, checksums, corpus_files, fet
                                        read_documents, tokenize)
 from scaling_atlas.datasets import sha256_of
 
-__all__ = ["CorpusError", "prepare_corpus", "load_corpus", "grammar_spec", "unigram_entropy"]
+__all__ = ["CorpusError", "prepare_corpus", "write_corpus", "load_corpus", "grammar_spec",
+           "unigram_entropy"]
 
 DOCUMENTS_PER_CHUNK = 100_000
 
@@ -120,6 +121,12 @@ def prepare_corpus(corpus_cfg: dict, tokens_needed: int, out_dir: str | Path,
             log(f"corpus repeats: the largest run needs {epochs} epochs")
         log(f"{source}: {len(documents):,} documents → {len(train):,} train + {len(val):,} "
             f"validation tokens, vocabulary {vocab}")
+    return write_corpus(out, train, val, meta)
+
+
+def write_corpus(out: Path, train: np.ndarray, val: np.ndarray, meta: dict) -> dict:
+    """Write ``train.npy``, ``val.npy`` and ``meta.json`` (``meta`` needs ``vocab_size``; token
+    counts, unigram statistics and the arrays' sha256 are added); returns the metadata."""
     dtype = token_dtype(meta["vocab_size"])
     np.save(out / "train.npy", train.astype(dtype))
     np.save(out / "val.npy", val.astype(dtype))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 def _registry() -> dict[str, type]:
     from scaling_atlas.studies.compute_optimal import ComputeOptimalStudy
+    from scaling_atlas.studies.emergence import EmergenceStudy
     from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
     from scaling_atlas.studies.published import PublishedStudy
     from scaling_atlas.studies.superposition import SuperpositionStudy
     from scaling_atlas.studies.superposition_lm import SuperpositionLMStudy
 
     return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy,
-                                           ComputeOptimalStudy, SuperpositionLMStudy)}
+                                           ComputeOptimalStudy, SuperpositionLMStudy, EmergenceStudy)}
 
 
 def study_class(kind: str) -> type:

@@ -61,9 +61,13 @@ class TransformerFamilyStudy(Study):
             return 257
         return corpus["vocab_size"]  # BPE: the trainer's target size (checked after training)
 
+    def corpus_config(self) -> dict:
+        """What the training tokens are made from (hashed into run ids and the corpus rule)."""
+        return self.cfg["corpus"]
+
     def validate(self) -> list[str]:
         problems = []
-        fam, corpus = self.cfg["family"], self.cfg["corpus"]
+        fam = self.cfg["family"]
         for i, width in enumerate(self.widths()):
             if width % fam["head_dim"]:
                 problems.append(f"widths[{i}]: width {width} is not divisible by family.head_dim = "
@@ -71,6 +75,13 @@ class TransformerFamilyStudy(Study):
         if fam["positions"] == "rotary" and fam["head_dim"] % 2:
             problems.append(f"family.head_dim: rotary positions need an even head dimension, not "
                             f"{fam['head_dim']}")
+        if self.cfg["batch_size"] % self.cfg["grad_accum"]:
+            problems.append(f"grad_accum: batch_size = {self.cfg['batch_size']} is not divisible by "
+                            f"grad_accum = {self.cfg['grad_accum']}")
+        return problems + self.corpus_problems()
+
+    def corpus_problems(self) -> list[str]:
+        problems, corpus = [], self.cfg["corpus"]
         if corpus["source"] == "grammar":
             try:
                 grammar_spec(corpus)
@@ -87,9 +98,6 @@ class TransformerFamilyStudy(Study):
         elif corpus["source"] == "download" and not (corpus.get("url") and corpus.get("sha256")):
             problems.append("corpus.url / corpus.sha256: a download source needs both, the sha256 "
                             "pinned (the file is verified before use)")
-        if self.cfg["batch_size"] % self.cfg["grad_accum"]:
-            problems.append(f"grad_accum: batch_size = {self.cfg['batch_size']} is not divisible by "
-                            f"grad_accum = {self.cfg['grad_accum']}")
         return problems
 
     def widths(self) -> list[int]:
@@ -101,7 +109,7 @@ class TransformerFamilyStudy(Study):
         raise NotImplementedError
 
     def runs(self) -> list[Run]:
-        corpus_id = config_hash(self.cfg["corpus"])[:12]
+        corpus_id = config_hash(self.corpus_config())[:12]
         common = {key: self.cfg[key] for key in TRAIN_KEYS}
         fam = self.cfg["family"]
         out = []
@@ -127,7 +135,7 @@ class TransformerFamilyStudy(Study):
                    for run in self.runs())
 
     def corpus_fingerprint(self) -> str:
-        return config_hash({"corpus": self.cfg["corpus"], "tokens": self.tokens_needed(),
+        return config_hash({"corpus": self.corpus_config(), "tokens": self.tokens_needed(),
                             "seq_len": self.cfg["seq_len"]})
 
     def prepare_corpus(self, out_dir, cache_dir, log) -> dict:
@@ -141,7 +149,7 @@ class TransformerFamilyStudy(Study):
         compile_ = self.cfg["compile"]
         return LMTrainSpec(
             tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
-            allow_repeat=self.cfg["corpus"].get("allow_repeat", False),
+            allow_repeat=self.corpus_config().get("allow_repeat", False),
             compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
             compile_mode=self.cfg["compile_mode"],
             checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
