@@ -7,7 +7,7 @@ PRESET ?=
 CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml,)
 BIN := $(VENV)/bin
 
-.PHONY: install run report test bench clean
+.PHONY: install run report test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -23,9 +23,21 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# snakefmt (pinned) and snakemake --lint on the default config and every preset: no findings
+lint: install
+	$(BIN)/snakefmt --check Snakefile workflow/rules/*.smk
+	for preset in "" $(notdir $(basename $(wildcard config/presets/*.yaml))); do \
+		$(BIN)/snakemake --lint $${preset:+--configfile config/presets/$$preset.yaml} > .lint.log 2>&1; \
+		status=$$?; grep -q "Congratulations, your workflow is in a good condition" .lint.log \
+			|| { cat .lint.log; rm -f .lint.log; exit 1; }; \
+		[ $$status -eq 0 ] || { cat .lint.log; rm -f .lint.log; exit 1; }; \
+		echo "lint $${preset:-default}: no findings"; \
+	done; rm -f .lint.log
+
 bench: install
 	$(BIN)/python benchmarks/bench_superposition.py
 	$(BIN)/python benchmarks/bench_fitting.py
+	$(BIN)/python benchmarks/bench_lm.py
 
 clean:
 	rm -rf results/*/ logs resources .snakemake

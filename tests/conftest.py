@@ -1,10 +1,14 @@
 import copy
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "config", "workflow", "envs", "profiles")
 
 
 def merged(base: dict, overlay: dict) -> dict:
@@ -29,3 +33,31 @@ def load_config(preset: str | None = None) -> dict:
 @pytest.fixture
 def ci_config() -> dict:
     return load_config("ci")
+
+
+def snakemake(workdir, *args, timeout=600, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
+        timeout=timeout, env=env,
+    )
+
+
+def workflow_copy(workdir: Path) -> Path:
+    """The workflow's files in ``workdir`` (with ../shared beside it, as the published study expects)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shared = workdir.parent / "shared"
+    if not shared.exists():
+        shared.symlink_to(REPO.parent / "shared")
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory):
+    """The ci preset run locally once per session: every study's outputs, for the end-to-end tests."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("workflow"))
+    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir

@@ -1,9 +1,5 @@
 """End to end: the ci preset through Snakemake, every output checked; bad configs stop early."""
 
-import shutil
-import subprocess
-import sys
-
 import json
 
 import numpy as np
@@ -12,31 +8,9 @@ import pytest
 
 from scaling_atlas.cubes import missing_attributes, open_cube
 
-from conftest import REPO
+from conftest import snakemake
 
 pytestmark = pytest.mark.workflow
-WORKFLOW_FILES = ("Snakefile", "config", "workflow", "envs", "profiles")
-
-
-def snakemake(workdir, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True,
-        timeout=600,
-    )
-
-
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    shared = workdir.parent / "shared"  # the published study's mirror_dir is ../shared/…
-    if not shared.exists():
-        shared.symlink_to(REPO.parent / "shared")
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
-    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def test_cube_has_named_dims_units_and_provenance(ci_run):

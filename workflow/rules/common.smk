@@ -8,7 +8,9 @@ from scaling_atlas.studies import get_study
 try:
     _validated = validate_config(config)
 except ConfigError as error:
-    sys.stderr.write(f"\nScaling Atlas: {error}\nNo job was started; fix the config and rerun.\n")
+    sys.stderr.write(
+        f"\nScaling Atlas: {error}\nNo job was started; fix the config and rerun.\n"
+    )
     sys.exit(1)
 config.clear()
 config.update(_validated)
@@ -27,7 +29,9 @@ wildcard_constraints:
 def shard_results(wildcards):
     """Every shard result of a study: the inputs of its cube."""
     return expand(
-        "results/{study}/shards/{shard}.nc", study=wildcards.study, shard=SHARDS[wildcards.study]
+        "results/{study}/shards/{shard}.nc",
+        study=wildcards.study,
+        shard=SHARDS[wildcards.study],
     )
 
 
@@ -51,7 +55,9 @@ def study_corpus(wildcards):
     """
     if not STUDIES[wildcards.study].has_corpus:
         return []
-    return [ancient(f"results/{wildcards.study}/corpus/{name}") for name in CORPUS_FILES]
+    return [
+        ancient(f"results/{wildcards.study}/corpus/{name}") for name in CORPUS_FILES
+    ]
 
 
 def corpus_fingerprint(wildcards):
@@ -72,12 +78,20 @@ def study_fingerprint(wildcards):
     this fingerprint rebuilds the manifest, cube, fits, figures and claims whenever the
     study's config changes; training jobs need none: shard ids already hash their runs.
     """
-    return config_hash({"study": config["studies"][wildcards.study], "preset": config["preset"]})
+    return config_hash(
+        {"study": config["studies"][wildcards.study], "preset": config["preset"]}
+    )
 
 
 def checkpoint_dir(wildcards):
     """Undeclared per-shard checkpoint folder: survives Snakemake deleting outputs on rerun."""
     return f"resources/ckpt/{wildcards.study}/{wildcards.shard}"
+
+
+def train_env(wildcards):
+    """Conda env of training jobs: PyTorch's CPU build, or pytorch-gpu when train_env is gpu."""
+    suffix = "-gpu" if config["train_env"] == "gpu" else ""
+    return f"../../envs/train{suffix}.yaml"
 
 
 def figure_caption(wildcards):

@@ -12,6 +12,7 @@ rule draw_figure:
         pdf="results/{study}/figures/{figure}.pdf",
     log:
         "logs/{study}/figures/{figure}.log",
+    localrule: True
     conda:
         "../../envs/figures.yaml"
     params:

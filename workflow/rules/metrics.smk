@@ -12,6 +12,7 @@ rule assemble_cube:
         "logs/{study}/assemble_cube.log",
     benchmark:
         "results/{study}/benchmarks/assemble_cube.tsv"
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:

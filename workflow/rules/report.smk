@@ -12,6 +12,7 @@ rule score_claims:
         md="results/{study}/claims.md",
     log:
         "logs/{study}/score_claims.log",
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:

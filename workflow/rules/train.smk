@@ -12,7 +12,7 @@ rule train_shard:
     benchmark:
         "results/{study}/benchmarks/train_{shard}.tsv"
     conda:
-        "../../envs/train.yaml"
+        train_env
     threads: 1
     params:
         ckpt_dir=checkpoint_dir,

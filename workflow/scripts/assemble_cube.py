@@ -25,6 +25,8 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
         for path in snakemake.input.datasets  # noqa: F821
     }
     cube = study.assemble(shards, datasets)
+    # per-job accounting (wall time, GPU-hours) stays in the shard files and job logs
+    cube.attrs = {k: v for k, v in cube.attrs.items() if not k.startswith("job_")}
     cube.attrs.update(study.provenance(", ".join(devices)))
     problems = missing_attributes(cube)
     if problems:

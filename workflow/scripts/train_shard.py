@@ -3,7 +3,7 @@
 import pandas as pd
 
 from scaling_atlas.cubes import write_netcdf
-from scaling_atlas.train.device import configure_determinism, describe, select_device
+from scaling_atlas.train.device import accounted, configure_determinism, describe, select_device
 from scaling_atlas.workflow_io import logged, study_of
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
@@ -17,8 +17,10 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     device = select_device(snakemake.config["device"])  # noqa: F821
     configure_determinism(device, snakemake.threads)  # noqa: F821
     log.info("shard %s: %d runs on %s", shard, len(runs), describe(device))
-    results = study.train_shard(
-        runs, device, snakemake.params.ckpt_dir, snakemake.config["batching"], log.info  # noqa: F821
-    )
-    write_netcdf(results, snakemake.output[0], study.provenance(describe(device)))  # noqa: F821
+    with accounted(device, log.info) as usage:  # GPU-hours and peak memory: Snakemake has none
+        results = study.train_shard(
+            runs, device, snakemake.params.ckpt_dir, snakemake.config["batching"], log.info  # noqa: F821
+        )
+    usage = {f"job_{key}": value for key, value in usage.items()}
+    write_netcdf(results, snakemake.output[0], {**study.provenance(describe(device)), **usage})  # noqa: F821
     log.info("done")
