@@ -7,7 +7,7 @@ PRESET ?=
 CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml,)
 BIN := $(VENV)/bin
 
-.PHONY: install run report test lint bench clean
+.PHONY: install run report test lint release verify bench clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,19 @@ lint: install
 		[ $$status -eq 0 ] || { cat .lint.log; rm -f .lint.log; exit 1; }; \
 		echo "lint $${preset:-default}: no findings"; \
 	done; rm -f .lint.log
+
+# A release of the results: manifest, config, environment, scorecard, report and rule graph in
+# results/release/. The date in every file is the commit's, so two builds of one commit match.
+release: install
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(BIN)/snakemake release --cores $(CORES) $(CONFIG_ARGS)
+
+# Re-run a release (RELEASE=folder, default results/release) with its own config and date, then
+# compare every file with its manifest: exact, or within the declared tolerance.
+RELEASE ?= results/release
+verify: install
+	SOURCE_DATE_EPOCH=$$($(BIN)/python -c "import json; print(json.load(open('$(RELEASE)/MANIFEST.json'))['source_date_epoch'])") \
+		$(BIN)/snakemake --cores $(CORES) --configfile $(RELEASE)/config.yaml
+	$(BIN)/python -m scaling_atlas.release verify $(RELEASE) --results results --config $(RELEASE)/config.yaml
 
 bench: install
 	$(BIN)/python benchmarks/bench_superposition.py

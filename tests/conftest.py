@@ -1,4 +1,5 @@
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -54,10 +55,18 @@ def workflow_copy(workdir: Path) -> Path:
     return workdir
 
 
+#: a fixed source date (reproducible-builds convention): runs of one commit make the same bytes
+SOURCE_DATE_EPOCH = "1767225600"
+
+
+def reproducible_env() -> dict:
+    return dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
+
+
 @pytest.fixture(scope="session")
 def ci_run(tmp_path_factory):
     """The ci preset run locally once per session: every study's outputs, for the end-to-end tests."""
     workdir = workflow_copy(tmp_path_factory.mktemp("workflow"))
-    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml")
+    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml", env=reproducible_env())
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir

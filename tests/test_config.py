@@ -3,6 +3,8 @@
 import copy
 import re
 
+import yaml
+
 import pytest
 
 from scaling_atlas.config import ConfigError, load_schema, validate_config
@@ -76,3 +78,11 @@ def test_unknown_top_level_key_and_kind():
 def test_all_problems_reported_at_once():
     text = problems_of(with_study(load_config(), steps=-1, batch_size=0))
     assert len(re.findall(r"^\s+- ", text, flags=re.M)) == 2
+
+
+@pytest.mark.parametrize("preset", [None, "ci", "reproduce", "paper"])
+def test_resolved_config_round_trips_through_yaml(preset):
+    # a release stores the resolved config as YAML; fed back, it must validate unchanged
+    resolved = validate_config(load_config(preset))
+    again = validate_config(yaml.safe_load(yaml.safe_dump(resolved)))
+    assert again == resolved

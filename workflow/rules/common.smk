@@ -115,5 +115,11 @@ def study_outputs(name):
     return outputs
 
 
+def study_claims(wildcards):
+    """Every study's claims table, in the config's order (the scorecard's rows)."""
+    return [f"results/{name}/claims.csv" for name in STUDIES]
+
+
 def all_targets(wildcards):
-    return [path for name in STUDIES for path in study_outputs(name)]
+    outputs = [path for name in STUDIES for path in study_outputs(name)]
+    return outputs + ["results/claims.csv", "results/claims.md"]

@@ -50,7 +50,20 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
         )
     presets = ", ".join(sorted(set(table["preset"])))
     lines += ["", f"Preset: {presets}."]
-    notes = sorted({d for d in table["deviations"] if d})
+    notes = sorted({d for d in table["deviations"].fillna("") if d})
     if notes:
         lines += ["", "Deviations from the paper's protocol:"] + [f"- {d}" for d in notes]
+    return "\n".join(lines) + "\n"
+
+
+def scorecard_markdown(table: pd.DataFrame) -> str:
+    """Every study's claims in one page: a count per study, then each study's table."""
+    lines = ["# Claims scorecard", "", "| study | paper | pass | fail | not tested |",
+             "|---|---|---|---|---|"]
+    for study, rows in table.groupby("study", sort=False):
+        counts = rows["verdict"].value_counts()
+        lines.append(f"| {study} | {rows['paper'].iloc[0]} | {counts.get('pass', 0)} | "
+                     f"{counts.get('fail', 0)} | {counts.get('not tested', 0)} |")
+    for study, rows in table.groupby("study", sort=False):
+        lines += ["", to_markdown(rows.drop(columns=["study", "paper"]), study).replace("# ", "## ", 1).rstrip()]
     return "\n".join(lines) + "\n"

@@ -9,13 +9,13 @@ dimensionless), and every file carries the provenance attributes of
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from scaling_atlas.atomic import atomic_path
 
 REQUIRED_ATTRS = ("long_name", "units")
 PROVENANCE_ATTRS = ("source_commit", "config_hash", "software_versions", "device", "seeds")
@@ -32,23 +32,41 @@ def write_netcdf(ds: xr.Dataset | xr.DataTree, path: str | os.PathLike,
 
     A DataTree becomes one NetCDF file with a group per node (provenance on the root).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ds = ds.copy()
     ds.attrs.update(attrs)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as tmp:
         if isinstance(ds, xr.DataTree):
             encoding = {node.path: _compression(node.dataset) for node in ds.subtree
                         if _compression(node.dataset)}
             ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         else:
             ds.to_netcdf(tmp, engine="netcdf4", encoding=_compression(ds))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+#: per-run measurements of the machine rather than the model: kept in shard files and logs
+MACHINE_MEASUREMENTS = ("train_seconds", "tokens_per_second")
+
+
+def drop_machine_measurements(cube: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
+    """The cube without timings and per-job accounting, which differ between any two runs."""
+    if isinstance(cube, xr.DataTree):
+        return cube
+    cube = cube.drop_vars(MACHINE_MEASUREMENTS, errors="ignore")
+    cube.attrs = {k: v for k, v in cube.attrs.items() if not k.startswith("job_")}
+    return cube
+
+
+def without_diverged(cube: xr.Dataset, flag: str = "diverged") -> tuple[xr.Dataset, int]:
+    """The cube with every value of diverged runs masked (NaN), and how many runs that was.
+
+    Fits call this first, leave the masked runs out and record the count; variables that do not
+    span the run grid are kept as they are."""
+    diverged = cube[flag] == 1
+    masked = cube.copy()
+    for name in cube.data_vars:
+        if set(diverged.dims) <= set(cube[name].dims):
+            masked[name] = cube[name].where(~diverged)
+    return masked, int(diverged.sum())
 
 
 def _has_groups(path) -> bool:

@@ -32,3 +32,9 @@ def logged(log_path: str) -> Iterator[logging.Logger]:
 
 def study_of(snakemake):
     return get_study(snakemake.wildcards.study, snakemake.config)
+
+
+def job_of(snakemake) -> dict[str, str]:
+    """The Snakemake rule and wildcards of the running job (recorded in every file it writes)."""
+    wildcards = ",".join(f"{k}={v}" for k, v in snakemake.wildcards.items())
+    return {"rule": snakemake.rule, "wildcards": wildcards}

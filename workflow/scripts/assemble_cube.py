@@ -6,8 +6,8 @@ import pandas as pd
 
 import xarray as xr
 
-from scaling_atlas.cubes import missing_attributes, open_cube, write_netcdf
-from scaling_atlas.workflow_io import logged, study_of
+from scaling_atlas.cubes import drop_machine_measurements, missing_attributes, open_cube, write_netcdf
+from scaling_atlas.workflow_io import job_of, logged, study_of
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
     study = study_of(snakemake)  # noqa: F821
@@ -25,9 +25,10 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
         for path in snakemake.input.datasets  # noqa: F821
     }
     cube = study.assemble(shards, datasets)
-    # per-job accounting (wall time, GPU-hours) stays in the shard files and job logs
-    cube.attrs = {k: v for k, v in cube.attrs.items() if not k.startswith("job_")}
-    cube.attrs.update(study.provenance(", ".join(devices)))
+    # what measures the machine, not the model (wall time, throughput, GPU-hours), stays in the
+    # shard files and job logs: the cube is the same bytes whenever the same code runs
+    cube = drop_machine_measurements(cube)
+    cube.attrs.update(study.provenance(", ".join(devices), job_of(snakemake)))  # noqa: F821
     problems = missing_attributes(cube)
     if problems:
         raise ValueError("cube lacks attributes: " + "; ".join(problems))

@@ -1,5 +1,6 @@
 """Adapter: score the paper's claims against the cube and fits (CSV + Markdown)."""
 
+from scaling_atlas.atomic import atomic_path, write_text
 from scaling_atlas.claims import claims_table, to_markdown
 from scaling_atlas.cubes import open_cube
 from scaling_atlas.workflow_io import logged, study_of
@@ -8,7 +9,7 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     study = study_of(snakemake)  # noqa: F821
     cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)  # noqa: F821
     table = claims_table(study.claims(cube, fits))
-    table.to_csv(snakemake.output.csv, index=False)  # noqa: F821
-    with open(snakemake.output.md, "w") as handle:  # noqa: F821
-        handle.write(to_markdown(table, f"Claims: {study.title}"))
+    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+        table.to_csv(tmp, index=False)
+    write_text(snakemake.output.md, to_markdown(table, f"Claims: {study.title}"))  # noqa: F821
     log.info("%s", table["verdict"].value_counts().to_dict())

@@ -4,7 +4,7 @@ import pandas as pd
 
 from scaling_atlas.cubes import write_netcdf
 from scaling_atlas.train.device import accounted, configure_determinism, describe, select_device
-from scaling_atlas.workflow_io import logged, study_of
+from scaling_atlas.workflow_io import job_of, logged, study_of
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
     study = study_of(snakemake)  # noqa: F821
@@ -22,5 +22,5 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
             runs, device, snakemake.params.ckpt_dir, snakemake.config["batching"], log.info  # noqa: F821
         )
     usage = {f"job_{key}": value for key, value in usage.items()}
-    write_netcdf(results, snakemake.output[0], {**study.provenance(describe(device)), **usage})  # noqa: F821
+    write_netcdf(results, snakemake.output[0], {**study.provenance(describe(device), job_of(snakemake)), **usage})  # noqa: F821
     log.info("done")

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from scaling_atlas.atomic import atomic_path, write_text
 from scaling_atlas.corpus.grammar import (GrammarSpec, build_grammar, rank_frequency_exponent,
                                           sample_documents)
 from scaling_atlas.corpus.text import (CorpusError, checksums, corpus_files, fetch,
@@ -128,14 +129,15 @@ def write_corpus(out: Path, train: np.ndarray, val: np.ndarray, meta: dict) -> d
     """Write ``train.npy``, ``val.npy`` and ``meta.json`` (``meta`` needs ``vocab_size``; token
     counts, unigram statistics and the arrays' sha256 are added); returns the metadata."""
     dtype = token_dtype(meta["vocab_size"])
-    np.save(out / "train.npy", train.astype(dtype))
-    np.save(out / "val.npy", val.astype(dtype))
+    for name, tokens in (("train.npy", train), ("val.npy", val)):
+        with atomic_path(out / name) as tmp:
+            np.save(tmp, tokens.astype(dtype))
     meta.update(
         train_tokens=int(len(train)), val_tokens=int(len(val)),
         unigram_entropy_nats=unigram_entropy(train, meta["vocab_size"]),
         token_zipf_exponent=rank_frequency_exponent(np.bincount(train, minlength=meta["vocab_size"])),
         train_sha256=sha256_of(out / "train.npy"), val_sha256=sha256_of(out / "val.npy"))
-    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
+    write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")
     return meta
 
 

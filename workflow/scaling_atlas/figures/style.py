@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: workflow jobs and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
+
+from scaling_atlas.atomic import atomic_path  # noqa: E402
 
 STYLE = {
     "figure.dpi": 110,
@@ -33,11 +34,15 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return fig, axes
 
 
+#: no creation date or tool version in the files: the same figure gives the same bytes
+REPRODUCIBLE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None,
+                                                            "Creator": None}}
+
+
 def save_figure(fig, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
-    for path in (png_path, pdf_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with plt.rc_context(STYLE):
-            fig.savefig(path)
+    for path, kind in ((png_path, "png"), (pdf_path, "pdf")):
+        with plt.rc_context(STYLE), atomic_path(path) as tmp:
+            fig.savefig(tmp, metadata=REPRODUCIBLE_METADATA[kind])
     plt.close(fig)
 
 

@@ -113,9 +113,14 @@ class Study(ABC):
     def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
         """The paper's claims with our values, tolerances and verdicts."""
 
-    def provenance(self, device: str = "") -> dict[str, str]:
+    #: numeric type of the study's arithmetic (recorded in every file it writes)
+    compute_dtype: ClassVar[str] = "float32"
+
+    def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
         seeds = sorted({run.params.get("seed") for run in self.runs()})
-        return provenance(self.cfg, self.preset, device=device, seeds=seeds)
+        workflow_config = {k: v for k, v in self.config.items() if k != "studies"}
+        return provenance(self.cfg, self.preset, device=device, seeds=seeds,
+                          dtype=self.compute_dtype, workflow_config=workflow_config, job=job)
 
 
 def group_for_device(runs: list[Run], device: torch.device, batching: str) -> list[list[Run]]:

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from scaling_atlas.claims import Claim
+from scaling_atlas.cubes import without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
                                 isoflop_optima, lr_areas)
@@ -122,12 +123,14 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             columns={"n_params": "N", "tokens": "D", "final_val_loss": "loss"})
 
     def fit_laws(self, cube) -> xr.DataTree:
+        cube, diverged = without_diverged(cube)
         points = self._final_points(cube)
         groups = {"approach1": self._approach1(cube), "approach2": self._approach2(points),
                   "approach3": self._approach3(points, cube),
                   "lr_annealing": self._lr_annealing(cube)}
         for ds in groups.values():
             ds.attrs.update({f"counting_{k}": v for k, v in BOOKKEEPING.items()})
+            ds.attrs["excluded_diverged_runs"] = diverged
         return xr.DataTree.from_dict({f"/{k}": _finish(v) for k, v in groups.items()})
 
     def _approach1(self, cube) -> xr.Dataset:

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from scaling_atlas.claims import Claim
+from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.evaluate import evaluate_suite
@@ -226,10 +227,13 @@ class EmergenceStudy(TransformerFamilyStudy):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube) -> xr.DataTree:
+        cube, diverged = without_diverged(cube)
         n_params = cube["n_params"].mean("seed")
         groups = {"curves": self._curves(cube), "task_law": self._task_law(cube, n_params),
                   "mirage": self._mirage(cube), "elusive": self._elusive(cube),
                   "sampling": self._sampling_check(cube)}
+        for ds in groups.values():
+            ds.attrs["excluded_diverged_runs"] = diverged
         return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
 
     def _bootstrap_instances(self, values: xr.DataArray, statistic) -> np.ndarray:
@@ -427,9 +431,11 @@ class EmergenceStudy(TransformerFamilyStudy):
         tasks = [t for t, ok in zip(cube["task"].values, has_choices.values) if ok]
         logp = cube["choice_logp"].sel(task=tasks).stack(model=["width", "seed"], sample=["task", "instance"])
         logp = logp.transpose("model", "sample", "choice")
+        log_compute = np.log(cube["compute"].stack(model=["width", "seed"]).transpose("model").values)
+        trained = np.isfinite(log_compute)  # diverged models are masked out
+        logp, log_compute = logp.isel(model=trained), log_compute[trained]
         valid = logp.notnull().all("choice").all("model").values
         chain = pu.choice_chain(logp.values[:, valid], np.zeros(valid.sum(), dtype=int))
-        log_compute = np.log(cube["compute"].stack(model=["width", "seed"]).transpose("model").values)
         correlations = np.array([pu.per_sample_correlations(chain[step], log_compute)
                                  for step in pu.CHAIN])
         ds = xr.Dataset({

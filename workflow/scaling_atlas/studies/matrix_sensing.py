@@ -49,6 +49,7 @@ def problem_seed(seed: int, salt: int) -> int:
 class MatrixSensingStudy(Study):
     kind = "matrix_sensing"
     title = "How over-parameterization slows gradient descent in matrix sensing (Xiong, Ding & Du 2024)"
+    compute_dtype = "float64"
     figures = {
         "symmetric_tail": "Symmetric X Xᵀ: exact parameterisation (k = r) converges linearly to "
                           "machine precision; over-parameterised (k > r) runs follow T⁻² (dashed guide).",
@@ -195,7 +196,8 @@ class MatrixSensingStudy(Study):
         fits.attrs.update(tail_from=cfg["tail_from"], rate_window=str(cfg["rate_window"]),
                           fit_method="scaling_atlas.laws: power_law and exponential forms, "
                                      "least squares in log space (OLS of ln err)",
-                          excluded="diverged runs; errors below 1e-28 (round-off)")
+                          excluded="diverged runs; errors below 1e-28 (round-off)",
+                          excluded_diverged_runs=int((cube["diverged"] == 1).sum()))
         return fits
 
     # ---- figures -------------------------------------------------------------------------------
@@ -388,7 +390,7 @@ def train_batch(runs: list[Run], device: torch.device, ckpt_dir: Path, log, chec
     levels = torch.tensor(DECADES, dtype=torch.float64, device=device)
     start = 0
     ckpt = ckpt_dir / "state.pt"
-    state = checkpoint.load(ckpt, device)
+    state = checkpoint.load(ckpt, device, warn=log)
     if state is not None and state.get("run_ids") == [run.run_id for run in runs]:
         X, G, curve, passage = state["X"], state.get("G"), state["curve"], state["passage"]
         diverged, rebalanced_at, start = state["diverged"], state["rebalanced_at"], state["step"]

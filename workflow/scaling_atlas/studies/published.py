@@ -150,8 +150,10 @@ class PublishedStudy(Study):
     def train_shard(self, runs, device, ckpt_dir, batching, log):  # pragma: no cover
         raise RuntimeError("the published study trains nothing")
 
-    def provenance(self, device: str = "") -> dict[str, str]:
-        return super().provenance(device or "none (no training)")
+    compute_dtype = "float64 (numpy)"
+
+    def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
+        return super().provenance(device or "none (no training)", job)
 
     # ---- data ----------------------------------------------------------------------------------
     def datasets(self) -> list[str]:

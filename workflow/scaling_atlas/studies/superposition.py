@@ -20,7 +20,7 @@ import torch
 import xarray as xr
 
 from scaling_atlas.claims import Claim
-from scaling_atlas.cubes import grid_from_records
+from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import label_widths, new_figure
 from scaling_atlas.laws import fit_power_law_over
 from scaling_atlas.models import superposition_toy as toy
@@ -46,6 +46,7 @@ SCALARS = {  # name → (long_name, units)
     "sq_overlap_var_strong": ("variance of the squared overlaps among rows with ‖W_i‖ > 1", "1"),
     "loss_unlearned": ("loss predicted from unlearned features, ⟨v²⟩ Σ_{i > φ½ n} p_i", "1"),
     "train_seconds": ("wall-clock training time of the run", "s"),
+    "diverged": ("1 if the run diverged (non-finite loss or weights; left out of every fit)", "1"),
 }
 COORD_ATTRS = {
     "dist": ("feature-frequency profile", "1"),
@@ -216,8 +217,10 @@ class SuperpositionStudy(Study):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
-        """α_m per (dist, α, γ, E): per seed and on the seed-mean loss; log-log and with offset."""
+        """α_m per (dist, α, γ, E): per seed and on the seed-mean loss; log-log and with offset.
+        Diverged runs are left out (their cells are NaN; each fit counts its points)."""
         min_m = self.cfg["fit_min_m"]
+        cube, diverged = without_diverged(cube)
         parts = []
         for estimate in ("eval", "last"):
             loss = cube[f"loss_{estimate}"]
@@ -250,7 +253,8 @@ class SuperpositionStudy(Study):
         for name, (long_name, units) in COORD_ATTRS.items():
             if name in fits.coords:
                 fits[name].attrs.update(long_name=long_name, units=units)
-        fits.attrs.update(title=f"{self.title}: width-exponent fits", fit_min_m=min_m)
+        fits.attrs.update(title=f"{self.title}: width-exponent fits", fit_min_m=min_m,
+                          excluded_diverged_runs=diverged)
         return fits
 
     # ---- claims --------------------------------------------------------------------------------
@@ -492,7 +496,7 @@ def train_group(
     ``checkpoint_every`` is an operational knob (not part of a run's id): every that many steps
     the group's full state, generators included, is saved so a killed job resumes exactly.
     """
-    done = {run.run_id: checkpoint.load(ckpt_dir / f"{run.run_id}.result.pt") for run in runs}
+    done = {run.run_id: checkpoint.load(ckpt_dir / f"{run.run_id}.result.pt", warn=log) for run in runs}
     if all(result is not None for result in done.values()):
         log(f"{len(runs)} run(s) already finished: {', '.join(done)}")
         return [done[run.run_id] for run in runs]
@@ -506,7 +510,7 @@ def train_group(
     losses = torch.zeros(len(runs), steps, device=device)
     group_path = ckpt_dir / f"group-{stable_id({'runs': [r.run_id for r in runs]}, 8)}.pt"
     start, elapsed = 0, 0.0
-    state = checkpoint.load(group_path, device)
+    state = checkpoint.load(group_path, device, warn=log)
     if state is not None:
         models = toy.ToyModels.from_state_dict(state["models"])
         losses, start, elapsed = state["losses"], int(state["step"]), float(state["elapsed"])
@@ -558,7 +562,9 @@ def finish_run(run, W, b, p, losses, generator, seconds) -> dict:
     ends = log_spaced_steps(prm["steps"], prm["curve_points"])
     starts = np.concatenate([[0], ends[:-1]])
     curve = torch.stack([losses[s:e].double().mean() for s, e in zip(starts, ends)])
-    metrics = toy.weight_metrics(W, NORM_BINS)
+    diverged = not (bool(torch.isfinite(losses).all()) and bool(torch.isfinite(W).all())
+                    and bool(torch.isfinite(b).all()))
+    metrics = toy.weight_metrics(torch.nan_to_num(W), NORM_BINS)
     represented = round(metrics["phi_half"] * prm["n"])
     unlearned = toy.MEAN_V2 * float(p.double()[represented:].sum()) if represented < prm["n"] else 0.0
     return {
@@ -568,7 +574,8 @@ def finish_run(run, W, b, p, losses, generator, seconds) -> dict:
         "loss_last_std": float(last.std()) if len(last) > 1 else 0.0,
         "loss_unlearned": unlearned,
         "train_seconds": seconds,
-        **{k: v for k, v in metrics.items() if k != "norm_hist"},
+        "diverged": float(diverged),
+        **{k: (math.nan if diverged else v) for k, v in metrics.items() if k != "norm_hist"},
         "norm_hist": metrics["norm_hist"].to(torch.float64).cpu(),
         "loss_curve": curve.cpu(),
         "curve_steps": torch.as_tensor(ends),

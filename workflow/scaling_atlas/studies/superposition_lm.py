@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from scaling_atlas.claims import Claim
+from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
 from scaling_atlas.figures import new_figure
@@ -109,6 +110,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube) -> xr.Dataset:
+        cube, diverged = without_diverged(cube)
         m = cube["width"].values.astype(float)
         overlap = cube["mean_sq_overlap"].mean("seed").values
         slope_fit = PowerLaw().fit(1.0 / m, overlap)  # overlap ∝ (1/m)^s: s = −exponent
@@ -137,6 +139,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
             alpha_m=float(law.natural_["alpha"]), alpha_m_se=float(se.get("alpha", math.nan)),
             token_zipf_exponent=float(cube.attrs["token_zipf_exponent"]),
             represented_rule="row norm ≥ ½ median row norm",
+            excluded_diverged_runs=diverged,
         )
         for name, (long_name, units) in {
                 "width_law": ("A, α, B of L = A/m^α + B", "1"),

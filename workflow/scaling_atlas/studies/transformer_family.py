@@ -39,6 +39,7 @@ class TransformerFamilyStudy(Study):
     """Base of the studies that train the transformer family on a prepared corpus."""
 
     has_corpus = True
+    compute_dtype = "float32 (bf16 autocast on CUDA)"
 
     def __init__(self, name, section, config):
         super().__init__(name, section, config)
@@ -170,8 +171,11 @@ class TransformerFamilyStudy(Study):
                 f"{spec.steps(model_cfg.seq_len)} steps")
             model, result = train_lm(model_cfg, spec, train, val, device,
                                      Path(ckpt_dir) / f"{run.run_id}.pt", log, label=run.run_id)
-            results.append(self._run_dataset(run, model_cfg, result,
-                                             self.run_extras(run, model, meta)))
+            extras = self.run_extras(run, model, meta)
+            if result["status"] == "diverged":  # what a NaN model measures is not a measurement
+                extras = {name: (dims, np.full(np.shape(values), np.nan), coords)
+                          for name, (dims, values, coords) in extras.items()}
+            results.append(self._run_dataset(run, model_cfg, result, extras))
         return xr.concat(results, dim="run")
 
     def _run_dataset(self, run, model_cfg, result, extras) -> xr.Dataset:
@@ -189,6 +193,8 @@ class TransformerFamilyStudy(Study):
             "flops_hoffmann": per_token["hoffmann"] * tokens,
             "final_val_loss": result["final_val_loss"],
             "tokens_per_second": result["tokens_per_second"],
+            "diverged": float(result["status"] == "diverged"),
+            "diverged_at_step": result["diverged_at_step"],
         }
         data = {k: ("run", [v]) for k, v in scalars.items()}
         for key in self.axes():
@@ -215,6 +221,7 @@ class TransformerFamilyStudy(Study):
         """The grid dims of the cube (besides ``point`` and extras)."""
         raise NotImplementedError
 
+
     # ---- cube ----------------------------------------------------------------------------------
     SCALAR_META = {
         "n_params": ("parameters N, embeddings included (Hoffmann's N)", "1"),
@@ -231,6 +238,8 @@ class TransformerFamilyStudy(Study):
         "flops_hoffmann": ("training compute, Hoffmann et al. App. F exact count", "FLOP"),
         "final_val_loss": ("validation loss at the end of training", "nat/token"),
         "tokens_per_second": ("training throughput", "token/s"),
+        "diverged": ("1 if the run diverged (non-finite loss; stopped, left out of every fit)", "1"),
+        "diverged_at_step": ("validation step by which the loss was non-finite", "1"),
         "curve_step": ("optimiser step of the validation point", "1"),
         "curve_tokens": ("training tokens seen at the validation point", "token"),
         "curve_val_loss": ("validation loss at log-spaced steps", "nat/token"),

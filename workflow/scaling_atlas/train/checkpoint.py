@@ -1,37 +1,79 @@
-"""Resumable checkpoints: atomic saves of plain tensors, loaded with ``weights_only=True``.
+"""Resumable checkpoints: atomic saves of plain tensors, checksummed, loaded with
+``weights_only=True``.
 
 Checkpoints live outside Snakemake's declared outputs (Snakemake deletes a job's outputs before
-rerunning it), so a killed job resumes where it stopped.
+rerunning it), so a killed job resumes where it stopped. Each save writes ``<name>.pt`` and a
+``<name>.pt.sha256`` beside it, and keeps the previous good checkpoint as ``<name>.prev.pt``. A
+checkpoint whose bytes do not match its checksum (a disk fault, a half-copied file, an edit) is
+never trusted: loading falls back to the previous good one, or to training from scratch, and
+says so through ``warn``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+from scaling_atlas.atomic import atomic_path, write_text
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def previous_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.stem + ".prev" + path.suffix)
 
 
 def save(state: dict, path: str | os.PathLike) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    if path.exists() and _checksum_path(path).exists():  # keep the last good one
+        os.replace(path, previous_path(path))
+        os.replace(_checksum_path(path), _checksum_path(previous_path(path)))
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        digest = _digest(tmp)
+    write_text(_checksum_path(path), digest + "\n")
 
 
-def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict | None:
-    """The saved state, or None when there is none (or it is unreadable: it is then retrained)."""
-    path = Path(path)
+def _verified(path: Path, device, warn: Callable[[str], None]) -> dict | None:
     if not path.exists():
+        return None
+    checksum = _checksum_path(path)
+    expected = checksum.read_text().strip() if checksum.exists() else None
+    if expected != _digest(path):
+        warn(f"checkpoint {path} does not match its sha256 ({'missing' if expected is None else 'differs'}): "
+             "not used")
         return None
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except Exception:  # a truncated or foreign file: do not trust it, start over
+    except Exception as error:  # verified bytes that still do not load: a foreign file
+        warn(f"checkpoint {path} could not be loaded ({type(error).__name__}): not used")
         return None
+
+
+def load(path: str | os.PathLike, device: torch.device | str = "cpu",
+         warn: Callable[[str], None] = print) -> dict | None:
+    """The saved state, or the previous good one when the last is corrupt, or None (train from
+    scratch; a warning says why when a checkpoint existed but could not be trusted)."""
+    path = Path(path)
+    state = _verified(path, device, warn)
+    # the last save may also have died after keeping the previous one and before writing anew
+    if state is None and (path.exists() or previous_path(path).exists()):
+        state = _verified(previous_path(path), device, warn)
+        warn(f"resuming from the previous good checkpoint {previous_path(path)}" if state is not None
+             else f"no good checkpoint for {path}: training from scratch")
+    return state

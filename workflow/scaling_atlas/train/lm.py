@@ -223,10 +223,10 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
     loss_fn = loss_function(model, spec)
 
     history = {"step": [], "val_loss": [], "train_loss": [], "lr": []}
-    start = 0
+    start, diverged_at = 0, None
     # summed training loss since the last validation point, kept on the device (no per-step sync)
     interval_loss, interval_steps = torch.zeros((), device=device), 0
-    state = checkpoint.load(ckpt_path, device) if ckpt_path else None
+    state = checkpoint.load(ckpt_path, device, warn=log) if ckpt_path else None
     # what the saved state must match to be resumed (cadence and compilation do not matter)
     fingerprint = {"model": model_cfg.to_dict(),
                    "spec": {k: v for k, v in spec.to_dict().items() if k not in RESUME_FREE}}
@@ -236,17 +236,19 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
         start, history = int(state["step"]), {k: list(v) for k, v in state["history"].items()}
         interval_loss += float(state["interval_loss"])
         interval_steps = int(state["interval_steps"])
-        log(f"{label}: resumed at step {start}/{total}")
+        diverged_at = state.get("diverged_at")
+        log(f"{label}: resumed at step {start}/{total}"
+            + (f" (diverged at step {diverged_at}: not trained further)" if diverged_at else ""))
 
     def save(step):
         if ckpt_path:
             checkpoint.save({"fingerprint": repr(fingerprint), "model": model.state_dict(),
                              "optimizer": optimizer.state_dict(), "step": step,
                              "history": history, "interval_loss": float(interval_loss),
-                             "interval_steps": interval_steps}, ckpt_path)
+                             "interval_steps": interval_steps, "diverged_at": diverged_at}, ckpt_path)
 
     t0, last_log, tokens_per_step = time.time(), time.time(), spec.batch_size * T
-    for step in range(start, total):
+    for step in range(start if diverged_at is None else total, total):
         micro_batches = [sampler.batch((step * spec.grad_accum + k) * micro, micro)
                          for k in range(spec.grad_accum)]
         lr = lr_at(step, total, spec)
@@ -262,6 +264,12 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
             history["lr"].append(lr)
             interval_loss.zero_()
             interval_steps = 0
+            # checked where the loss is read anyway (no extra host sync): NaN/Inf never recovers
+            if not (math.isfinite(history["train_loss"][-1]) and math.isfinite(history["val_loss"][-1])):
+                diverged_at = done
+                log(f"{label}: diverged (non-finite loss) by step {done}/{total}; stopping the run")
+                save(done)
+                break
         if time.time() - last_log > 30 or done == total:
             rate = (done - start) * tokens_per_step / (time.time() - t0)
             log(f"{label}: step {done}/{total}, train loss {float(step_loss):.4f}, "
@@ -272,12 +280,16 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
         if stop_after is not None and done >= stop_after and done < total:
             return model, None
     elapsed = time.time() - t0
+    diverged = diverged_at is not None
     results = {
         "history": {k: np.asarray(v) for k, v in history.items()},
         "steps": total, "tokens_seen": total * tokens_per_step, "epochs": epochs,
-        "final_val_loss": history["val_loss"][-1] if history["val_loss"] else math.nan,
+        "status": "diverged" if diverged else "finished",
+        "diverged_at_step": diverged_at if diverged else math.nan,
+        "final_val_loss": history["val_loss"][-1] if history["val_loss"] and not diverged else math.nan,
         # NaN when the run was already finished (loaded from its checkpoint, nothing trained)
-        "tokens_per_second": (total - start) * tokens_per_step / elapsed if total > start else math.nan,
+        "tokens_per_second": ((min(diverged_at or total, total) - start) * tokens_per_step / elapsed
+                              if total > start and elapsed > 0 else math.nan),
         "lr_sequence": lr_sequence(total, spec),
     }
     return model, results

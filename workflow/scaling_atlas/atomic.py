@@ -1,0 +1,36 @@
+"""Atomic writes: every output appears whole or not at all.
+
+A job killed mid-write (SIGKILL, node failure, out of memory) must never leave a truncated file
+that a rerun would take for a finished one; so every writer writes to a temporary file beside
+the target and renames it onto the target only when the write succeeded (``os.replace`` is
+atomic on POSIX file systems).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, so writers that infer the format from it
+    work), renamed onto ``path`` when the block succeeds and removed when it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(handle)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

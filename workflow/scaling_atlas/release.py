@@ -1,0 +1,333 @@
+"""Releases: a manifest anyone can check results against, and the check itself.
+
+``build_release`` writes ``results/release/``: ``SHA256SUMS`` over every cube, fit, summary,
+figure and claims table; ``MANIFEST.json`` with each file's checksum, kind and how it must
+match (``exact``: bit for bit, except that a NetCDF file made on another machine may differ in
+``host_platform`` alone; ``tolerance``: numerically within a relative tolerance, for
+files computed on a GPU, whose kernels are not bitwise reproducible); the resolved config; the
+exact Python environment (``pip freeze``, and ``conda list --explicit`` inside conda); the claims
+scorecard. The workflow's ``release`` rule adds the Snakemake report (zip) and the rule graph.
+
+``verify`` compares a results folder with a release: a missing or extra file, a config that is
+not the release's, a file that must be identical but is not, or numbers outside tolerance are
+each reported with the file name (and the variable, for NetCDF). Run from the command line::
+
+    python -m scaling_atlas.release verify results/release --results results
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import yaml
+
+from scaling_atlas.atomic import write_text
+from scaling_atlas.config import config_hash
+
+#: per study, the files a release covers (relative to results/<study>/)
+STUDY_PATTERNS = ("cube.nc", "fits.nc", "fits_summary.csv", "claims.csv", "claims.md",
+                  "figures/*.png", "figures/*.pdf")
+TOP_LEVEL = ("claims.csv", "claims.md")
+#: relative tolerance for numbers computed on a GPU (non-deterministic reductions, TF32/bf16)
+GPU_RTOL = 1e-2
+#: provenance that names the machine a file was made on: another machine may differ here only
+MACHINE_ATTRS = frozenset({"host_platform"})
+
+
+def sha256_file(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def release_files(results: Path, studies: list[str]) -> list[Path]:
+    """Every file a release covers, relative to ``results``, in a stable order."""
+    files = [Path(name) for name in TOP_LEVEL if (results / name).exists()]
+    for study in studies:
+        for pattern in STUDY_PATTERNS:
+            files += sorted(p.relative_to(results) for p in (results / study).glob(pattern))
+    return files
+
+
+def _root_attrs(path: Path) -> dict:
+    """The global attributes of a NetCDF file (with or without groups)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        return {key: nc.getncattr(key) for key in nc.ncattrs()}
+
+
+def manifest_entry(results: Path, name: Path, devices: dict[str, str]) -> dict:
+    """How one file must match: bit for bit, unless its study trained on a GPU."""
+    study = name.parts[0] if len(name.parts) > 1 else ""
+    gpu = "cuda" in devices.get(study, "")
+    kind = {".nc": "netcdf", ".csv": "table", ".md": "text", ".png": "figure", ".pdf": "figure"}
+    entry = {"sha256": sha256_file(results / name), "kind": kind.get(name.suffix, "file")}
+    if gpu and name.suffix in (".nc", ".csv"):
+        entry.update(match="tolerance", rtol=GPU_RTOL)
+    else:
+        entry.update(match="exact")
+    return entry
+
+
+def environment_lock() -> dict[str, str]:
+    """The exact software: pip's view always, conda's when running inside a conda env."""
+    out = {"pip-freeze.txt": subprocess.run([sys.executable, "-m", "pip", "freeze"],
+                                            capture_output=True, text=True).stdout}
+    conda = (subprocess.run(["conda", "list", "--explicit"], capture_output=True, text=True)
+             if shutil.which("conda") else None)
+    if conda is not None and conda.returncode == 0:
+        out["conda-explicit.txt"] = conda.stdout
+    return out
+
+
+def build_release(results: Path, release: Path, config: dict) -> list[Path]:
+    """Write the manifest, config, environment and scorecard into ``release``."""
+    results, release = Path(results), Path(release)
+    release.mkdir(parents=True, exist_ok=True)
+    studies = list(config["studies"])
+    cubes = {s: _root_attrs(results / s / "cube.nc") for s in studies if (results / s / "cube.nc").exists()}
+    devices = {s: str(attrs.get("device", "")) for s, attrs in cubes.items()}
+    files = release_files(results, studies)
+    entries = {str(name): manifest_entry(results, name, devices) for name in files}
+    write_text(release / "SHA256SUMS", "".join(f"{e['sha256']}  {name}\n" for name, e in entries.items()))
+    for name in files:  # the numbers themselves, for checks within a tolerance
+        target = release / "files" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(results / name, target)
+    manifest = {"config_hash": config_hash(config), "preset": config.get("preset", ""),
+                "studies": studies, "devices": devices, "files": entries,
+                "study_config_hashes": {s: str(a.get("config_hash", "")) for s, a in cubes.items()},
+                "source_commit": next((str(a["source_commit"]) for a in cubes.values()
+                                       if "source_commit" in a), ""),
+                "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", "")}
+    write_text(release / "MANIFEST.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_text(release / "config.yaml", yaml.safe_dump(config, sort_keys=True))
+    for name, text in environment_lock().items():
+        write_text(release / name, text)
+    for name in TOP_LEVEL:  # the scorecard travels with the release
+        if (results / name).exists():
+            write_text(release / name, (results / name).read_text())
+    return files
+
+
+# ---- verification ------------------------------------------------------------------------------
+@dataclass
+class Difference:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def _compare_attrs(a: dict, b: dict, where: str) -> list[str]:
+    """Global attributes that differ, apart from the name of the machine."""
+    keys = sorted((set(a) | set(b)) - MACHINE_ATTRS)
+    return [f"{where}attribute {key} differs" for key in keys if str(a.get(key)) != str(b.get(key))]
+
+
+def _compare_arrays(a: xr.Dataset, b: xr.Dataset, rtol: float, where: str) -> list[str]:
+    problems = _compare_attrs(a.attrs, b.attrs, where)
+    for name in sorted(set(a.variables) | set(b.variables)):
+        if name not in a.variables or name not in b.variables:
+            problems.append(f"{where}{name}: only in {'the release' if name in a.variables else 'the results'}")
+            continue
+        x, y = a[name].values, b[name].values
+        if x.shape != y.shape:
+            problems.append(f"{where}{name}: shape {y.shape} instead of {x.shape}")
+        elif x.dtype.kind in "fc" and y.dtype.kind in "fc":
+            same_nan = np.isnan(x) == np.isnan(y)
+            close = np.isclose(x, y, rtol=rtol, atol=0.0, equal_nan=True)
+            if not (same_nan.all() and close.all()):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = np.nanmax(np.abs(x - y) / np.maximum(np.abs(x), np.finfo(float).tiny))
+                problems.append(f"{where}{name}: {int((~close).sum())} value(s) differ "
+                                f"(largest relative difference {rel:.3g}, tolerance {rtol:g})")
+        elif not np.array_equal(x, y):
+            problems.append(f"{where}{name}: values differ")
+    return problems
+
+
+def _open(path: Path):
+    from scaling_atlas.cubes import open_cube
+
+    return open_cube(path)
+
+
+def compare_netcdf(expected: Path, actual: Path, rtol: float) -> list[str]:
+    a, b = _open(expected), _open(actual)
+    if isinstance(a, xr.DataTree) != isinstance(b, xr.DataTree):
+        return ["one file has groups, the other not"]
+    if isinstance(a, xr.DataTree):
+        problems = _compare_attrs(a.attrs, b.attrs, "")
+        for group in sorted(set(a.children) | set(b.children)):
+            if group not in a.children or group not in b.children:
+                problems.append(f"group {group}: missing on one side")
+                continue
+            problems += _compare_arrays(a[group].to_dataset(), b[group].to_dataset(), rtol, f"{group}/")
+        return problems
+    return _compare_arrays(a, b, rtol, "")
+
+
+def compare_table(expected: Path, actual: Path, rtol: float) -> list[str]:
+    a, b = pd.read_csv(expected), pd.read_csv(actual)
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return [f"table shape or columns differ ({len(b)} rows vs {len(a)})"]
+    problems = []
+    for column in a.columns:
+        x, y = a[column], b[column]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            if not np.allclose(x.to_numpy(float), y.to_numpy(float), rtol=rtol, atol=0, equal_nan=True):
+                problems.append(f"column {column}: numbers differ beyond rtol {rtol:g}")
+        elif not x.fillna("").astype(str).equals(y.fillna("").astype(str)):
+            rows = [i for i, (u, v) in enumerate(zip(x.astype(str), y.astype(str))) if u != v]
+            problems.append(f"column {column}: rows {rows[:5]} differ")
+    return problems
+
+
+def verify(release: Path, results: Path, config: dict | None = None) -> list[Difference]:
+    """Every way ``results`` differs from the ``release`` (empty: it reproduces the release),
+    and every sign that the release itself was altered."""
+    release, results = Path(release), Path(results)
+    manifest = json.loads((release / "MANIFEST.json").read_text())
+    differences = []
+    listed = dict(reversed(line.split("  ", 1)) for line in
+                  (release / "SHA256SUMS").read_text().splitlines() if line.strip())
+    for name, entry in manifest["files"].items():
+        copy = release / "files" / name
+        if listed.get(name) != entry["sha256"]:
+            differences.append(Difference(f"release/SHA256SUMS: {name}", "disagrees with MANIFEST.json "
+                                                                         "(the release was edited)"))
+        if not copy.exists() or sha256_file(copy) != entry["sha256"]:
+            differences.append(Difference(f"release/files/{name}", "missing or altered: its sha256 "
+                                                                   "is not the manifest's"))
+    if config is not None and config_hash(config) != manifest["config_hash"]:
+        differences.append(Difference("config", f"this config (hash {config_hash(config)}) is not the "
+                                                f"release's ({manifest['config_hash']}): a release from "
+                                                "another config"))
+    for study, expected in manifest.get("study_config_hashes", {}).items():
+        cube = results / study / "cube.nc"
+        found = str(_root_attrs(cube).get("config_hash", "")) if cube.exists() else ""
+        if cube.exists() and found != expected:
+            differences.append(Difference(f"{study}/cube.nc", f"made from another config (study config "
+                                                               f"hash {found}, the release's {expected})"))
+    for name, entry in manifest["files"].items():
+        path = results / name
+        if not path.exists():
+            differences.append(Difference(name, "missing from the results"))
+            continue
+        if sha256_file(path) == entry["sha256"]:
+            continue
+        tolerant = entry["match"] == "tolerance"
+        rtol = entry.get("rtol", 0.0) if tolerant else 0.0
+        reference = release / "files" / name
+        problems = []
+        if entry["kind"] in ("netcdf", "table") and reference.exists():
+            compare = compare_netcdf if entry["kind"] == "netcdf" else compare_table
+            problems = compare(reference, path, rtol)
+            machine_only = entry["kind"] == "netcdf" and _root_attrs(reference).get("host_platform") \
+                != _root_attrs(path).get("host_platform")
+            if not problems and (tolerant or machine_only):
+                continue  # within the declared tolerance, or the same file made on another machine
+        rule = f"within rtol {rtol:g}" if tolerant else "bit for bit"
+        detail = ("; ".join(problems[:5]) if problems else
+                  "the numbers agree but the file's bytes differ (attributes or metadata)"
+                  if entry["kind"] in ("netcdf", "table") else "the bytes differ")
+        differences.append(Difference(name, f"does not match the release {rule}: {detail}"))
+    present = {str(p) for p in release_files(results, list(manifest.get("studies", [])))}
+    for extra in sorted(present - set(manifest["files"])):
+        differences.append(Difference(extra, "not in the release"))
+    return differences
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scaling_atlas.release")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("verify", help="compare a results folder with a release")
+    check.add_argument("release", type=Path)
+    check.add_argument("--results", type=Path, default=Path("results"))
+    check.add_argument("--config", type=Path, help="the config to check against the release's")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text()) if args.config else None
+    differences = verify(args.release, args.results, config)
+    n = len(json.loads((args.release / "MANIFEST.json").read_text())["files"])
+    if differences:
+        print(f"{len(differences)} difference(s) from the release ({n} files checked):")
+        for difference in differences:
+            print(f"  - {difference}")
+        return 1
+    print(f"all {n} files match the release")
+    return 0
+
+
+
+# ---- the rule graph as SVG (no Graphviz needed) -----------------------------------------------
+def dot_to_svg(dot: str) -> str:
+    """Draw Snakemake's ``--rulegraph`` DOT output as a layered SVG: each rule one rank below the
+    deepest rule it depends on, edges as arrows."""
+    import colorsys
+    import re
+    from collections import defaultdict
+
+    nodes = {m.group(1): (m.group(2), m.group(3)) for m in
+             re.finditer(r'(\d+)\[label = "([^"]+)", color = "([\d. ]+)"', dot)}
+    edges = [(a, b) for a, b in re.findall(r"(\d+) -> (\d+)", dot)]
+    parents = defaultdict(list)
+    for a, b in edges:
+        parents[b].append(a)
+    rank: dict[str, int] = {}
+
+    def depth(node, seen=()):
+        if node not in rank:
+            rank[node] = 1 + max((depth(p, seen + (node,)) for p in parents[node] if p not in seen),
+                                 default=-1)
+        return rank[node]
+
+    for node in nodes:
+        depth(node)
+    layers = defaultdict(list)
+    for node in sorted(nodes, key=lambda n: (rank[n], nodes[n][0])):
+        layers[rank[node]].append(node)
+    box_w, box_h, gap_x, gap_y = 150, 30, 30, 60
+    width = max(len(layer) for layer in layers.values()) * (box_w + gap_x) + gap_x
+    height = len(layers) * (box_h + gap_y) + gap_y
+    xy = {}
+    for level, layer in layers.items():
+        span = len(layer) * (box_w + gap_x) - gap_x
+        for i, node in enumerate(layer):
+            xy[node] = ((width - span) / 2 + i * (box_w + gap_x), gap_y / 2 + level * (box_h + gap_y))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+             f'font-family="sans-serif" font-size="12">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#999"/></marker></defs>']
+    for a, b in edges:
+        (xa, ya), (xb, yb) = xy[a], xy[b]
+        parts.append(f'<line x1="{xa + box_w / 2:.1f}" y1="{ya + box_h:.1f}" x2="{xb + box_w / 2:.1f}" '
+                     f'y2="{yb:.1f}" stroke="#999" stroke-width="1.5" marker-end="url(#arrow)"/>')
+    for node, (label, hsv) in nodes.items():
+        x, y = xy[node]
+        r, g, b = colorsys.hsv_to_rgb(*map(float, hsv.split()))
+        colour = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="8" '
+                     f'fill="white" stroke="{colour}" stroke-width="2.5"/>')
+        parts.append(f'<text x="{x + box_w / 2:.1f}" y="{y + box_h / 2 + 4:.1f}" '
+                     f'text-anchor="middle">{label}</text>')
+    return "\n".join(parts + ["</svg>"]) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

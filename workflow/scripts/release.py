@@ -1,0 +1,29 @@
+"""Adapter: build results/release/ (manifest, config, environment, scorecard, report, rule graph)."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from scaling_atlas.atomic import write_text
+from scaling_atlas.release import build_release, dot_to_svg
+from scaling_atlas.workflow_io import logged
+
+with logged(snakemake.log[0]) as log:  # noqa: F821
+    release = Path(snakemake.output.manifest).parent  # noqa: F821
+    files = build_release(Path("results"), release, snakemake.config)  # noqa: F821
+    log.info("manifest of %d files", len(files))
+    # the same workflow and config, read-only: a nested Snakemake must not take the lock
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(snakemake.config, handle)  # noqa: F821
+    nested = [sys.executable, "-m", "snakemake", "--nolock", "--configfile", handle.name]
+    dot = subprocess.run(nested + ["--rulegraph"], capture_output=True, text=True, check=True).stdout
+    write_text(snakemake.output.rulegraph, dot_to_svg(dot))  # noqa: F821
+    report = subprocess.run(nested + ["--report", snakemake.output.report],  # noqa: F821
+                            capture_output=True, text=True)
+    Path(handle.name).unlink()
+    if report.returncode != 0:
+        raise RuntimeError(f"snakemake --report failed:\n{report.stderr[-3000:]}")
+    log.info("report and rule graph written")
