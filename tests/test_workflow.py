@@ -180,6 +180,28 @@ def test_emergence_end_to_end(ci_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_resolution_end_to_end(ci_run):
+    from scaling_atlas.studies.resolution import ResolutionStudy
+
+    cube = open_cube(ci_run / "results/resolution/cube.nc")
+    assert {"model", "canvas", "k", "seed", "resolution"} <= set(cube.dims)
+    assert missing_attributes(cube) == []
+    assert cube["global_tokens"].sel(resolution=3780) == 72900
+    # the grid: downsample at every canvas, top-K selection at every canvas, K swept at 64 px
+    ran = cube["accuracy"].notnull()
+    assert int(ran.sel(model="downsample").sum()) == 2 and int(ran.sel(model="select").sum()) == 3
+    assert ((cube["accuracy"] >= 0) & (cube["accuracy"] <= 1)).where(ran, True).all()
+    fits = open_cube(ci_run / "results/resolution/fits.nc")
+    assert float(fits["global_flops_exponent"]) > 3.5  # attention-bound at 4K: FLOPs ∝ R⁴
+    assert abs(float(fits["selective_flops_exponent"])) < 1e-9
+    claims = pd.read_csv(ci_run / "results/resolution/claims.csv").set_index("claim_id")
+    assert claims.loc["token_counts", "verdict"] == "pass"
+    assert claims.loc["all_scales_tokens", "verdict"] == "pass"
+    for name in ResolutionStudy.figures:
+        png = ci_run / f"results/resolution/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -207,6 +229,8 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
          "studies.superposition_lm.corpus.path: no/such/dir does not exist"),
         ("studies:\n  emergence:\n    passuntil: {r: 5, k_max: 3}\n",
          "studies.emergence.passuntil.k_max: K_max = 3 is smaller than r = 5"),
+        ("studies:\n  resolution:\n    needle: {k_fixed: 100}\n",
+         "studies.resolution.needle.k_fixed: K = 100 is larger than the 64 patches of a 32 px canvas"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):
