@@ -18,7 +18,6 @@ each reported with the file name (and the variable, for NetCDF). Run from the co
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ import xarray as xr
 import yaml
 
 from scaling_atlas.atomic import write_text
+from scaling_atlas.datasets import sha256_of
 from scaling_atlas.config import config_hash
 
 #: per study, the files a release covers (relative to results/<study>/)
@@ -43,14 +43,6 @@ TOP_LEVEL = ("claims.csv", "claims.md")
 GPU_RTOL = 1e-2
 #: provenance that names the machine a file was made on: another machine may differ here only
 MACHINE_ATTRS = frozenset({"host_platform"})
-
-
-def sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def release_files(results: Path, studies: list[str]) -> list[Path]:
@@ -75,7 +67,7 @@ def manifest_entry(results: Path, name: Path, devices: dict[str, str]) -> dict:
     study = name.parts[0] if len(name.parts) > 1 else ""
     gpu = "cuda" in devices.get(study, "")
     kind = {".nc": "netcdf", ".csv": "table", ".md": "text", ".png": "figure", ".pdf": "figure"}
-    entry = {"sha256": sha256_file(results / name), "kind": kind.get(name.suffix, "file")}
+    entry = {"sha256": sha256_of(results / name), "kind": kind.get(name.suffix, "file")}
     if gpu and name.suffix in (".nc", ".csv"):
         entry.update(match="tolerance", rtol=GPU_RTOL)
     else:
@@ -212,7 +204,7 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
         if listed.get(name) != entry["sha256"]:
             differences.append(Difference(f"release/SHA256SUMS: {name}", "disagrees with MANIFEST.json "
                                                                          "(the release was edited)"))
-        if not copy.exists() or sha256_file(copy) != entry["sha256"]:
+        if not copy.exists() or sha256_of(copy) != entry["sha256"]:
             differences.append(Difference(f"release/files/{name}", "missing or altered: its sha256 "
                                                                    "is not the manifest's"))
     if config is not None and config_hash(config) != manifest["config_hash"]:
@@ -230,7 +222,7 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
         if not path.exists():
             differences.append(Difference(name, "missing from the results"))
             continue
-        if sha256_file(path) == entry["sha256"]:
+        if sha256_of(path) == entry["sha256"]:
             continue
         tolerant = entry["match"] == "tolerance"
         rtol = entry.get("rtol", 0.0) if tolerant else 0.0

@@ -168,13 +168,6 @@ class EmergenceStudy(TransformerFamilyStudy):
         return write_corpus(out, train, val, meta)
 
     # ---- grid ----------------------------------------------------------------------------------
-    def grid(self) -> list[dict]:
-        return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
-                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
-
-    def axes(self) -> list[str]:
-        return ["width", "seed"]
-
     def run_extras(self, run, model, corpus_meta) -> dict:
         sampling = self.cfg["passuntil"]
         rng = np.random.default_rng([sampling["seed"], run["width"], run["seed"]])

@@ -56,13 +56,6 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
             problems.append("widths: the width law A/m^α + B needs at least 4 widths")
         return problems
 
-    def grid(self) -> list[dict]:
-        return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
-                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
-
-    def axes(self) -> list[str]:
-        return ["width", "seed"]
-
     def run_extras(self, run, model, corpus_meta) -> dict:
         stats = unembedding_statistics(model.unembedding().detach().cpu())
         vocab = np.arange(stats["n_tokens"])

@@ -106,8 +106,10 @@ class TransformerFamilyStudy(Study):
 
     # ---- grid ----------------------------------------------------------------------------------
     def grid(self) -> list[dict]:
-        """The scientific axes of every run: at least width, tokens and seed."""
-        raise NotImplementedError
+        """The scientific axes of every run: at least width, tokens and seed (by default every
+        width × seed at the study's ``tokens``)."""
+        return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
+                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
 
     def runs(self) -> list[Run]:
         corpus_id = config_hash(self.corpus_config())[:12]
@@ -219,7 +221,7 @@ class TransformerFamilyStudy(Study):
 
     def axes(self) -> list[str]:
         """The grid dims of the cube (besides ``point`` and extras)."""
-        raise NotImplementedError
+        return ["width", "seed"]
 
 
     # ---- cube ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ says so through ``warn``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,14 +18,7 @@ from typing import Callable
 import torch
 
 from scaling_atlas.atomic import atomic_path, write_text
-
-
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+from scaling_atlas.datasets import sha256_of
 
 
 def _checksum_path(path: Path) -> Path:
@@ -45,7 +37,7 @@ def save(state: dict, path: str | os.PathLike) -> None:
         os.replace(_checksum_path(path), _checksum_path(previous_path(path)))
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        digest = _digest(tmp)
+        digest = sha256_of(tmp)
     write_text(_checksum_path(path), digest + "\n")
 
 
@@ -54,7 +46,7 @@ def _verified(path: Path, device, warn: Callable[[str], None]) -> dict | None:
         return None
     checksum = _checksum_path(path)
     expected = checksum.read_text().strip() if checksum.exists() else None
-    if expected != _digest(path):
+    if expected != sha256_of(path):
         warn(f"checkpoint {path} does not match its sha256 ({'missing' if expected is None else 'differs'}): "
              "not used")
         return None
