@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from scaling_atlas.claims import Claim
-from scaling_atlas.cubes import grid_from_records
+from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import PowerLaw
 from scaling_atlas.resolution import cost
@@ -189,7 +189,7 @@ class ResolutionStudy(Study):
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube) -> xr.Dataset:
         n = self.cfg["needle"]
-        usable = cube.where(cube["diverged"] == 0)
+        usable, excluded = without_diverged(cube)
         floor = 1.0 / n["eval_images"]  # an error rate of 0 is "below one in eval_images"
         sel = usable.sel(model="select", canvas=n["k_canvas"])
         ks = [k for k in sorted(n["ks"]) if np.isfinite(sel["accuracy"].sel(k=k).mean())]
@@ -216,7 +216,7 @@ class ResolutionStudy(Study):
         fits.attrs.update(fit_method="scaling_atlas.laws power law (log-log least squares) of the "
                                      "error rate against forward FLOPs per image",
                           error_floor=floor,
-                          excluded_diverged_runs=int((cube["diverged"] == 1).sum()))
+                          excluded_diverged_runs=excluded)
         return fits
 
     # ---- figures -------------------------------------------------------------------------------
