@@ -107,7 +107,7 @@ def build_release(results: Path, release: Path, config: dict) -> list[Path]:
                                        if "source_commit" in a), ""),
                 "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", "")}
     write_text(release / "MANIFEST.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    write_text(release / "config.yaml", yaml.safe_dump(config, sort_keys=True))
+    write_text(release / "config.yaml", yaml.safe_dump(config, sort_keys=False))  # study order kept
     for name, text in environment_lock().items():
         write_text(release / name, text)
     for name in TOP_LEVEL:  # the scorecard travels with the release
