@@ -2,10 +2,7 @@
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-
-import yaml
 
 from scaling_atlas.atomic import write_text
 from scaling_atlas.release import build_release, dot_to_svg
@@ -15,15 +12,13 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     release = Path(snakemake.output.manifest).parent  # noqa: F821
     files = build_release(Path("results"), release, snakemake.config)  # noqa: F821
     log.info("manifest of %d files", len(files))
-    # the same workflow and config, read-only: a nested Snakemake must not take the lock
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump(snakemake.config, handle)  # noqa: F821
-    nested = [sys.executable, "-m", "snakemake", "--nolock", "--configfile", handle.name]
+    # the same workflow and the release's own config (written above, in the workflow's study
+    # order), read-only: a nested Snakemake must not take the lock
+    nested = [sys.executable, "-m", "snakemake", "--nolock", "--configfile", str(release / "config.yaml")]
     dot = subprocess.run(nested + ["--rulegraph"], capture_output=True, text=True, check=True).stdout
     write_text(snakemake.output.rulegraph, dot_to_svg(dot))  # noqa: F821
     report = subprocess.run(nested + ["--report", snakemake.output.report],  # noqa: F821
                             capture_output=True, text=True)
-    Path(handle.name).unlink()
     if report.returncode != 0:
         raise RuntimeError(f"snakemake --report failed:\n{report.stderr[-3000:]}")
     log.info("report and rule graph written")
