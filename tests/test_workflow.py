@@ -202,6 +202,32 @@ def test_resolution_end_to_end(ci_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_data_selection_end_to_end(ci_run):
+    from scaling_atlas.studies.data_selection import DataSelectionStudy
+
+    cube = open_cube(ci_run / "results/data_selection/cube.nc")
+    assert {"width", "condition", "seed", "layer", "head", "doc", "probe_doc"} <= set(cube.dims)
+    assert missing_attributes(cube) == []
+    assert list(cube["condition"].values) == ["baseline", "selected"]
+    # equal token budgets; the pool is one epoch of it; 20 % selected within each domain
+    assert (cube["tokens"] == cube["tokens"].isel(width=0, condition=0)).all()
+    assert cube.sizes["doc"] == 60 * 32
+    for domain in (0, 1):
+        in_domain = cube["doc_domain"] == domain
+        share = float(cube["doc_selected"].where(in_domain).sum() / in_domain.sum())
+        assert abs(share - 0.2) < 0.01
+    assert int(cube["head_masked"].sum()) == 1  # 5 % of 2 × 4 heads, at least one
+    assert (cube["retrieval_share"].sel(condition="baseline") < 0.3).all()
+    fits = open_cube(ci_run / "results/data_selection/fits.nc")
+    assert 0 <= float(fits["auroc"]) <= 1 and missing_attributes(fits) == []
+    claims = pd.read_csv(ci_run / "results/data_selection/claims.csv").set_index("claim_id")
+    assert {"masking_collapses_recall", "score_finds_retrieval_documents", "weak_to_strong_gain",
+            "general_ability_kept"} <= set(claims.index)
+    for name in DataSelectionStudy.figures:
+        png = ci_run / f"results/data_selection/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
 def test_changed_grid_rebuilds_the_cube(ci_run):
     # An existing cube must not survive a grid change (Snakemake alone would keep it).
     (ci_run / "fewer_seeds.yaml").write_text("studies:\n  superposition:\n    seeds: [0]\n")
@@ -231,6 +257,8 @@ def test_changed_grid_rebuilds_the_cube(ci_run):
          "studies.emergence.passuntil.k_max: K_max = 3 is smaller than r = 5"),
         ("studies:\n  resolution:\n    needle: {k_fixed: 100}\n",
          "studies.resolution.needle.k_fixed: K = 100 is larger than the 64 patches of a 32 px canvas"),
+        ("studies:\n  data_selection:\n    select_fraction: 1.5\n",
+         "studies.data_selection.select_fraction"),
     ],
 )
 def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message):

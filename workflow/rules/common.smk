@@ -94,6 +94,11 @@ def train_env(wildcards):
     return f"../../envs/train{suffix}.yaml"
 
 
+def fit_threads(wildcards):
+    """Cores of a study's fit_laws job (its bootstrap workers)."""
+    return STUDIES[wildcards.study].fit_threads
+
+
 def figure_caption(wildcards):
     return STUDIES[wildcards.study].figures[wildcards.figure]
 

@@ -8,9 +8,11 @@ rule fit_laws:
         "logs/{study}/fit_laws.log",
     benchmark:
         "results/{study}/benchmarks/fit_laws.tsv"
+    # a fit that is ready (the published refits need no training) starts before more training
+    priority: 1
     conda:
         "../../envs/analysis.yaml"
-    threads: 2
+    threads: fit_threads
     params:
         fingerprint=study_fingerprint,
     script:

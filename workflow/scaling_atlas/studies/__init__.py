@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def _registry() -> dict[str, type]:
     from scaling_atlas.studies.compute_optimal import ComputeOptimalStudy
+    from scaling_atlas.studies.data_selection import DataSelectionStudy
     from scaling_atlas.studies.emergence import EmergenceStudy
     from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
     from scaling_atlas.studies.published import PublishedStudy
@@ -14,7 +15,7 @@ def _registry() -> dict[str, type]:
 
     return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy,
                                            ComputeOptimalStudy, SuperpositionLMStudy, EmergenceStudy,
-                                           ResolutionStudy)}
+                                           ResolutionStudy, DataSelectionStudy)}
 
 
 def study_class(kind: str) -> type:

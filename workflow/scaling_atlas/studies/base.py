@@ -113,6 +113,9 @@ class Study(ABC):
     def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
         """The paper's claims with our values, tolerances and verdicts."""
 
+    #: cores of the fit_laws job (bootstrap workers)
+    fit_threads: ClassVar[int] = 2
+
     #: numeric type of the study's arithmetic (recorded in every file it writes)
     compute_dtype: ClassVar[str] = "float32"
 

@@ -124,6 +124,9 @@ def _finish_group(ds: xr.Dataset) -> xr.Dataset:
 class PublishedStudy(Study):
     kind = "published"
     title = "Literature refits (Chinchilla/Epoch, Porian, Gadre, Multi-Power Law)"
+    # one core: its fit is mostly the MPL refit of 3 model sizes, which on 2 workers leaves one
+    # idle for the third size; serially, and started first, the other core keeps training
+    fit_threads = 1
     figures = {
         "chinchilla_surface": "Epoch's reconstruction of Chinchilla's points (colour: loss) with "
                               "the iso-loss contours of our log-Huber refit and its compute-optimal "
