@@ -19,6 +19,7 @@ rule prepare_dataset:
         "results/{study}/data/{dataset}.nc",
     log:
         "logs/{study}/data/{dataset}.log",
+    priority: 1
     localrule: True
     conda:
         "../../envs/analysis.yaml"

@@ -12,6 +12,8 @@ rule assemble_cube:
         "logs/{study}/assemble_cube.log",
     benchmark:
         "results/{study}/benchmarks/assemble_cube.tsv"
+    # before more training, so that a fit needing none (published) can start early (fit.smk)
+    priority: 1
     localrule: True
     conda:
         "../../envs/analysis.yaml"
