@@ -423,6 +423,7 @@ class DataSelectionStudy(Study):
         seed = cube["seed"].values[0]
         score = cube["head_score"].sel(seed=seed)
         image = ax.imshow(score.values, cmap="viridis", vmin=0, aspect="auto")
+        ax.grid(False)
         for layer, head in zip(*np.nonzero(cube["head_masked"].sel(seed=seed).values)):
             ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
                 (head - 0.5, layer - 0.5), 1, 1, fill=False, ec="red", lw=2))
