@@ -56,6 +56,15 @@ def drop_machine_measurements(cube: xr.Dataset | xr.DataTree) -> xr.Dataset | xr
     return cube
 
 
+def describe_variables(ds: xr.Dataset, meta: dict[str, tuple[str, str]]) -> xr.Dataset:
+    """Set ``long_name`` and ``units`` of the variables named in ``meta`` (name → (long_name,
+    units)) that ``ds`` has; returns ``ds``."""
+    for name, (long_name, units) in meta.items():
+        if name in ds.variables:
+            ds[name].attrs.update(long_name=long_name, units=units)
+    return ds
+
+
 def without_diverged(cube: xr.Dataset, flag: str = "diverged") -> tuple[xr.Dataset, int]:
     """The cube with every value of diverged runs masked (NaN), and how many runs that was.
 

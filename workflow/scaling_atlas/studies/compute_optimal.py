@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from scaling_atlas.claims import Claim
-from scaling_atlas.cubes import without_diverged
+from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
                                 isoflop_optima, lr_areas)
@@ -36,12 +36,6 @@ BOOKKEEPING = {"N": "all parameters, embeddings included (Hoffmann)", "C": "6·N
                "D": "training tokens seen", "loss": "validation loss at the end of training",
                "checkpoints": "final only (Approach 3); every logged point (Approach 1)",
                "LR protocol": "one peak LR for all sizes; cosine to each run's own horizon"}
-
-
-def _attrs(ds, meta):
-    for name, (long_name, units) in meta.items():
-        if name in ds.variables:
-            ds[name].attrs.update(long_name=long_name, units=units)
 
 
 def _finish(ds: xr.Dataset) -> xr.Dataset:
@@ -150,7 +144,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                         coords={"envelope_flops": optima["flops"].to_numpy()})
         ds.attrs.update(a=a, b=b, r2=r2, method="per-FLOP minimum over every run's validation-loss "
                         "curve (log-log interpolation), power law N_opt ∝ C^a by least squares")
-        _attrs(ds, {"envelope_flops": ("compute C = 6·N·D along the curves", "FLOP"),
+        describe_variables(ds, {"envelope_flops": ("compute C = 6·N·D along the curves", "FLOP"),
                     "n_opt": ("N of the run with the lowest loss at C", "1"),
                     "d_opt": ("C/(6·N_opt)", "token"), "loss_opt": ("lowest loss at C", "nat/token")})
         return ds
@@ -178,7 +172,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                                       "usable budgets")
         except ValueError as error:  # fewer than 2 budgets with an interior minimum
             ds.attrs.update(a=math.nan, b=math.nan, note=str(error))
-        _attrs(ds, {"budget": ("compute budget", "FLOP"), "n_opt": ("loss-minimising N", "1"),
+        describe_variables(ds, {"budget": ("compute budget", "FLOP"), "n_opt": ("loss-minimising N", "1"),
                     "d_opt": ("C/(6·N*)", "token"), "loss_opt": ("loss at the minimum", "nat/token"),
                     "on_edge": ("1 if the minimum lies on the edge of the sampled N", "1"),
                     "used": ("1 if the budget enters the N*(C) fit", "1")})
@@ -221,7 +215,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         ds["frontier_n_opt"] = ("frontier_flops", best)
         ds["frontier_n_low"] = ("frontier_flops", np.nanpercentile(n_draws, 2.5, axis=0))
         ds["frontier_n_high"] = ("frontier_flops", np.nanpercentile(n_draws, 97.5, axis=0))
-        _attrs(ds, {"frontier_flops": ("compute budget", "FLOP"),
+        describe_variables(ds, {"frontier_flops": ("compute budget", "FLOP"),
                     "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
                     "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
                     "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1")})
@@ -280,7 +274,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                         decay_factor=0.999, fitted_on="every horizon of the width but the longest",
                         objective="log-Huber δ = 1e-3, summed; 54-start grid; L-BFGS-B",
                         points="validation loss at log-spaced steps after 20 % of training (the Tissue law has no term for the initial plateau)")
-        _attrs(ds, {"width": ("model width", "1"),
+        describe_variables(ds, {"width": ("model width", "1"),
                     "heldout_mean_rel_error": ("mean |pred/obs − 1| on the held-out longest horizon", "1"),
                     "fit_rmse": ("RMSE on the fitted curves", "nat/token")})
         return ds

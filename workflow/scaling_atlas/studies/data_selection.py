@@ -29,7 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from scaling_atlas.claims import Claim
-from scaling_atlas.cubes import grid_from_records, without_diverged
+from scaling_atlas.cubes import describe_variables, grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.models.transformer import TransformerConfig, parameter_counts
 from scaling_atlas.runs import Run
@@ -42,13 +42,6 @@ from scaling_atlas.train.lm import LMTrainSpec, train_lm
 # Streams of the corpus generator: every document set is independent of the others.
 SCORER_STREAM, POOL_STREAM, VAL_STREAM, KV_STREAM, REPEAT_STREAM, LOCAL_STREAM = range(1, 7)
 CONDITIONS = ("baseline", "selected")
-
-
-def _attrs(ds: xr.Dataset, meta: dict) -> xr.Dataset:
-    for name, (long_name, units) in meta.items():
-        if name in ds.variables:
-            ds[name].attrs.update(long_name=long_name, units=units)
-    return ds
 
 
 def paired_bootstrap(hits_a: np.ndarray, hits_b: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -338,7 +331,7 @@ class DataSelectionStudy(Study):
         cube = xr.merge([cube, per_seed.reindex(seed=cube["seed"].values)])
         cube = cube.assign_coords(layer=np.arange(cube.sizes["layer"]),
                                   head=np.arange(cube.sizes["head"]), doc=np.arange(cube.sizes["doc"]))
-        _attrs(cube, self.META)
+        describe_variables(cube, self.META)
         c = self.cfg
         cube.attrs.update(title=self.title, kinds=", ".join(KINDS),
                           pool_retrieval_fraction=c["retrieval_fraction"],

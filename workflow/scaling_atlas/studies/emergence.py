@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from scaling_atlas.claims import Claim
-from scaling_atlas.cubes import without_diverged
+from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.evaluate import evaluate_suite
@@ -66,9 +66,7 @@ CUBE_META = {
 
 
 def _attrs(ds: xr.Dataset, meta: dict) -> xr.Dataset:
-    for name, (long_name, units) in meta.items():
-        if name in ds.variables:
-            ds[name].attrs.update(long_name=long_name, units=units)
+    describe_variables(ds, meta)
     for var in {**ds.data_vars, **ds.coords}.values():
         var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
         var.attrs.setdefault("units", "1")

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from scaling_atlas.claims import Claim
+from scaling_atlas.cubes import describe_variables
 from scaling_atlas.datasets import obtain
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (
@@ -98,19 +99,12 @@ def tuned_rw(points: pd.DataFrame) -> pd.DataFrame:
     return points[(points[PORIAN_KEYS] == pd.Series(TUNED_RW, index=PORIAN_KEYS)).all(axis=1)]
 
 
-def _attrs(ds: xr.Dataset, meta: dict[str, tuple[str, str]]) -> xr.Dataset:
-    for name, (long_name, units) in meta.items():
-        if name in ds.variables:
-            ds[name].attrs.update(long_name=long_name, units=units)
-    return ds
-
-
 def _table(df: pd.DataFrame, dim: str, meta: dict[str, tuple[str, str]], **attrs) -> xr.Dataset:
     ds = xr.Dataset({c: (dim, df[c].to_numpy()) for c in meta if c in df})
     ds = ds.assign_coords({dim: np.arange(len(df))})
     ds[dim].attrs.update(long_name=f"row of the {dim.replace('_', ' ')} table", units="1")
     ds.attrs.update(attrs)
-    return _attrs(ds, meta)
+    return describe_variables(ds, meta)
 
 
 def _finish_group(ds: xr.Dataset) -> xr.Dataset:
@@ -267,7 +261,7 @@ class PublishedStudy(Study):
         ds["frontier_n_opt"] = ("frontier_flops", best)
         ds["frontier_n_low"] = ("frontier_flops", np.nanpercentile(n_draws, 2.5, axis=0))
         ds["frontier_n_high"] = ("frontier_flops", np.nanpercentile(n_draws, 97.5, axis=0))
-        _attrs(ds, {"frontier_flops": ("compute budget", "FLOP"),
+        describe_variables(ds, {"frontier_flops": ("compute budget", "FLOP"),
                     "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
                     "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
                     "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1")})
@@ -409,7 +403,7 @@ class PublishedStudy(Study):
                          regression="ln N* on ln C over used budgets: OLS for the parabolas, WLS with "
                                     "weights 1/σ²(ln N*) for the seed-noise bootstrap",
                          excluded_points="budgets whose minimum lies on the sampled N range's edge")
-        _attrs(iso, {"budget": ("compute budget", "FLOP"), "n_opt": ("loss-minimising N", "1"),
+        describe_variables(iso, {"budget": ("compute budget", "FLOP"), "n_opt": ("loss-minimising N", "1"),
                      "loss_opt": ("loss at the minimum", "nats/token")})
         return {"porian_optimal": opt, "porian_isoflop": iso}
 
@@ -478,7 +472,7 @@ class PublishedStudy(Study):
         ds.attrs.update(train_schedules=", ".join(MPL_TRAIN), objective="log-Huber δ=1e-3, summed",
                         optimiser=f"L-BFGS-B, options {MPL_OPTIONS or 'scipy defaults'} (authors: AdamW)",
                         refit=str(self.cfg["mpl_refit"]))
-        _attrs(ds, {"size_m": ("model size", "million parameters"),
+        describe_variables(ds, {"size_m": ("model size", "million parameters"),
                     "r2": ("R² of the predicted curve", "1"),
                     "mean_relative_error": ("mean |pred − obs|/obs over the curve", "1")})
         return ds
@@ -509,7 +503,7 @@ class PublishedStudy(Study):
                             "LR counted at its peak", train_schedules=", ".join(MPL_TRAIN),
                         objective="log-Huber δ=1e-3, summed", starts="the authors' 54-point grid",
                         optimiser=f"L-BFGS-B, options {TISSUE_OPTIONS}")
-        _attrs(ds, {"size_m": ("model size", "million parameters"),
+        describe_variables(ds, {"size_m": ("model size", "million parameters"),
                     "r2": ("R² of the predicted curve", "1")})
         return ds
 
