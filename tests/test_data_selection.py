@@ -13,7 +13,8 @@ from scaling_atlas.selection import heads as ai
 from scaling_atlas.selection.corpus import (BOS, KEY_LEN, QUERY, SEP, VALUE_LEN, CorpusSpec,
                                             flatten, key_value_probe, repeat_probe,
                                             sample_documents)
-from scaling_atlas.studies.data_selection import DataSelectionStudy, paired_bootstrap
+from scaling_atlas.studies.data_selection import (DataSelectionStudy, paired_bootstrap,
+                                                  seed_and_document_bootstrap)
 
 from conftest import load_config, merged
 
@@ -165,6 +166,24 @@ def test_paired_bootstrap_centres_on_the_difference():
     draws = paired_bootstrap(a, b, 2000, seed=0)
     assert draws.mean() == pytest.approx(b.mean() - a.mean(), abs=0.01)
     assert 0.02 < draws.std() < 0.06  # ≈ sqrt(0.21/400 + 0.24/400) ≈ 0.034
+
+
+def test_two_level_bootstrap_covers_the_seed_spread():
+    # two sizes × three seeds × 300 documents; within a seed every document gains the same,
+    # so only resampling the seeds can make an interval
+    gains = np.array([[0.1, 0.5, 0.9], [0.4, 0.4, 0.4]])
+    a = np.zeros((2, 3, 300))
+    b = np.broadcast_to(gains[..., None], (2, 3, 300))
+    draws = seed_and_document_bootstrap(a, b, 4000, seed=0)
+    assert draws.shape == (2, 4000)
+    np.testing.assert_allclose(draws.mean(-1), gains.mean(-1), atol=0.01)
+    # all three draws the worst (best) seed with probability 1/27 = 3.7 % > 2.5 %
+    low, high = np.percentile(draws[0], [2.5, 97.5])
+    assert low == pytest.approx(0.1) and high == pytest.approx(0.9)
+    assert np.ptp(draws[1]) == pytest.approx(0.0)  # equal seeds: no spread
+    # one seed: the paired document bootstrap alone
+    single = seed_and_document_bootstrap(a[:, :1], b[:, :1], 100, seed=0)
+    np.testing.assert_allclose(single, paired_bootstrap(a[:, :1], b[:, :1], 100, seed=0)[:, 0])
 
 
 @pytest.mark.parametrize("section, message", [
