@@ -136,12 +136,6 @@ class Documents:
     domain: np.ndarray  # (n,)
     kind: np.ndarray  # (n,) index into KINDS
 
-    def __len__(self) -> int:
-        return len(self.label)
-
-    def subset(self, mask: np.ndarray) -> "Documents":
-        return Documents(self.tokens[mask], self.label[mask], self.domain[mask], self.kind[mask])
-
 
 def sample_documents(spec: CorpusSpec, n: int, retrieval_fraction: float, stream: int) -> Documents:
     """``n`` documents: each retrieval-heavy with probability ``retrieval_fraction`` (then half

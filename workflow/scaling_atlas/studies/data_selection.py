@@ -32,7 +32,7 @@ from scaling_atlas.claims import Claim
 from scaling_atlas.cubes import describe_variables, grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.models.transformer import TransformerConfig, parameter_counts
-from scaling_atlas.runs import Run
+from scaling_atlas.runs import Run, group_into_shards
 from scaling_atlas.selection import heads as ai
 from scaling_atlas.selection.corpus import KINDS, CorpusSpec, flatten, key_value_probe, repeat_probe, \
     sample_documents
@@ -140,8 +140,6 @@ class DataSelectionStudy(Study):
 
     def shards(self) -> dict[str, list[Run]]:
         # the scorer and the strong models of one seed depend on each other: one job per seed
-        from scaling_atlas.runs import group_into_shards
-
         return group_into_shards(self.runs(), self.shape_key, self.shard_label, max_runs=10**6)
 
     # ---- training ------------------------------------------------------------------------------
