@@ -63,6 +63,16 @@ def test_verify_accepts_the_results_it_was_made_from(release, ci_run):
     assert cli.returncode == 0 and "files match the release" in cli.stdout
 
 
+def test_rerun_of_an_intact_release_matches(release, ci_run):
+    """`make verify`'s command on a good release: the config goes to Snakemake as plain JSON,
+    nothing is out of date (the same config as the run), and every file matches."""
+    result = subprocess.run([sys.executable, "-m", "scaling_atlas.release", "rerun", str(release), "--cores", "2"],
+                            cwd=ci_run, capture_output=True, text=True, timeout=900, env=reproducible_env())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "--configfile /" in result.stdout and ".json" in result.stdout
+    assert "files match the release" in result.stdout
+
+
 def test_verify_names_every_difference(release, ci_run, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(ci_run / "results", results, ignore=shutil.ignore_patterns("release"))

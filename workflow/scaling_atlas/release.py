@@ -12,17 +12,27 @@ scorecard. The workflow's ``release`` rule adds the Snakemake report (zip) and t
 not the release's, a file that must be identical but is not, or numbers outside tolerance are
 each reported with the file name (and the variable, for NetCDF). Run from the command line::
 
-    python -m scaling_atlas.release verify results/release --results results
+    python -m scaling_atlas.release verify results/release --results results   # compare only
+    python -m scaling_atlas.release rerun results/release --cores 2            # re-run, compare
+
+**Trust.** Your own config is code, as a Snakefile is: Snakemake renders a config file that sets
+``__use_yte__: true`` as a YTE template, which runs Python (even in a dry run). A received
+release is not trusted: ``rerun`` reads its ``config.yaml`` with YAML's safe loader, refuses
+templating keys and expressions, validates it against the schema, checks the manifest's date,
+and hands Snakemake the config as plain JSON (which Snakemake never templates). Nothing in a
+release is imported, unpickled or evaluated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +43,7 @@ import yaml
 
 from scaling_atlas.atomic import write_text
 from scaling_atlas.datasets import sha256_of
-from scaling_atlas.config import config_hash
+from scaling_atlas.config import ConfigError, config_hash, validate_config
 
 #: per study, the files a release covers (relative to results/<study>/)
 STUDY_PATTERNS = ("cube.nc", "fits.nc", "fits_summary.csv", "claims.csv", "claims.md",
@@ -116,6 +126,121 @@ def build_release(results: Path, release: Path, config: dict) -> list[Path]:
     return files
 
 
+# ---- a received release: plain data only --------------------------------------------------------
+class ReceivedReleaseError(ValueError):
+    """A received release (its config or manifest) is unsafe or malformed; nothing was run."""
+
+
+#: YTE (Snakemake's config templating) is switched on by ``__use_yte__`` and works through keys
+#: such as ``?if``/``?for`` and values starting with ``?`` (Python expressions). A received
+#: config may hold none of them, nor any other key starting with a double underscore.
+def template_markers(data, where: str = "") -> list[str]:
+    """Every templating key or expression in ``data``, by its key path."""
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and (key.startswith("__") or key.startswith("?")):
+                found.append(f"{path}: templating key {key!r}")
+            found += template_markers(value, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += template_markers(value, f"{where}[{i}]")
+    elif isinstance(data, str) and data.lstrip().startswith("?"):
+        found.append(f"{where}: templating expression {data[:40]!r}")
+    return found
+
+
+def _non_finite(data, where: str = "") -> list[str]:
+    if isinstance(data, dict):
+        return [p for key, value in data.items() for p in _non_finite(value, f"{where}.{key}" if where else str(key))]
+    if isinstance(data, list):
+        return [p for i, value in enumerate(data) for p in _non_finite(value, f"{where}[{i}]")]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{where}: {data} is not a finite number"]
+    return []
+
+
+def load_received_config(path: str | os.PathLike) -> dict:
+    """A received config (e.g. a release's ``config.yaml``) as validated plain data.
+
+    Read with YAML's safe loader (no Python tags), refused if it holds a templating key or
+    expression, a non-finite number or anything JSON cannot hold, and validated against the
+    schema. Raises :class:`ReceivedReleaseError` naming the file and the problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReceivedReleaseError(f"{path}: no such file (a release holds its config.yaml)") from None
+    except UnicodeDecodeError as error:
+        raise ReceivedReleaseError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ReceivedReleaseError(f"{path}: not plain YAML data{line}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ReceivedReleaseError(f"{path}: a config must be a mapping of keys, not {type(data).__name__}")
+    problems = template_markers(data)
+    if problems:
+        raise ReceivedReleaseError(
+            f"{path}: refused, it asks for templating, which would run code from the release:\n"
+            + "\n".join(f"  - {p}" for p in problems))
+    problems = _non_finite(data)
+    try:
+        json.dumps(data, allow_nan=True)
+    except TypeError as error:
+        problems.append(f"a value JSON cannot hold ({error})")
+    if problems:
+        raise ReceivedReleaseError(f"{path}: invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+    try:
+        validate_config(data)
+    except ConfigError as error:
+        raise ReceivedReleaseError(f"{path}: {error}") from None
+    return data
+
+
+def load_manifest(release: Path) -> dict:
+    """A release's ``MANIFEST.json``, checked for the keys ``verify`` reads."""
+    path = Path(release) / "MANIFEST.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReceivedReleaseError(f"{path}: no such file (is {release} a release folder?)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReceivedReleaseError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ReceivedReleaseError(f"{path}: no 'files' mapping: not a release manifest")
+    epoch = manifest.get("source_date_epoch", "")
+    if not (isinstance(epoch, str) and (epoch == "" or epoch.isdigit() and epoch.isascii())):
+        raise ReceivedReleaseError(f"{path}: source_date_epoch {epoch!r} is not a whole number of seconds")
+    return manifest
+
+
+def rerun(release: Path, cores: int = 2, snakemake_args: tuple[str, ...] = ()) -> int:
+    """``make verify``: re-run the workflow here with a received release's config and date, then
+    compare. The config reaches Snakemake as plain JSON, after :func:`load_received_config`."""
+    release = Path(release)
+    manifest = load_manifest(release)
+    config = load_received_config(release / "config.yaml")
+    env = dict(os.environ)
+    if manifest.get("source_date_epoch"):
+        env["SOURCE_DATE_EPOCH"] = manifest["source_date_epoch"]
+    with tempfile.TemporaryDirectory(prefix="received-config-") as folder:
+        plain = Path(folder) / "config.json"
+        plain.write_text(json.dumps(config))
+        command = [sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", str(plain),
+                   *snakemake_args]
+        print("re-running the release's config:", " ".join(command[1:]), flush=True)
+        if subprocess.run(command, env=env).returncode != 0:
+            print("the workflow failed; nothing was compared", file=sys.stderr)
+            return 1
+    return _report(release, Path("results"), config)
+
+
 # ---- verification ------------------------------------------------------------------------------
 @dataclass
 class Difference:
@@ -195,7 +320,7 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
     """Every way ``results`` differs from the ``release`` (empty: it reproduces the release),
     and every sign that the release itself was altered."""
     release, results = Path(release), Path(results)
-    manifest = json.loads((release / "MANIFEST.json").read_text())
+    manifest = load_manifest(release)
     differences = []
     listed = dict(reversed(line.split("  ", 1)) for line in
                   (release / "SHA256SUMS").read_text().splitlines() if line.strip())
@@ -246,17 +371,9 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
     return differences
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scaling_atlas.release")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("verify", help="compare a results folder with a release")
-    check.add_argument("release", type=Path)
-    check.add_argument("--results", type=Path, default=Path("results"))
-    check.add_argument("--config", type=Path, help="the config to check against the release's")
-    args = parser.parse_args(argv)
-    config = yaml.safe_load(args.config.read_text()) if args.config else None
-    differences = verify(args.release, args.results, config)
-    n = len(json.loads((args.release / "MANIFEST.json").read_text())["files"])
+def _report(release: Path, results: Path, config: dict | None) -> int:
+    differences = verify(release, results, config)
+    n = len(load_manifest(release)["files"])
     if differences:
         print(f"{len(differences)} difference(s) from the release ({n} files checked):")
         for difference in differences:
@@ -264,6 +381,31 @@ def main(argv=None) -> int:
         return 1
     print(f"all {n} files match the release")
     return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scaling_atlas.release")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("verify", help="compare a results folder with a release")
+    check.add_argument("release", type=Path)
+    check.add_argument("--results", type=Path, default=Path("results"))
+    check.add_argument("--config", type=Path, help="the config to check against the release's "
+                                                   "(read as untrusted plain data)")
+    again = sub.add_parser("rerun", help="re-run the workflow with a received release's config "
+                                         "(as plain data) and date, then compare")
+    again.add_argument("release", type=Path)
+    again.add_argument("--cores", type=int, default=2)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "rerun":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "rerun":
+            return rerun(args.release, args.cores, tuple(extra))
+        config = load_received_config(args.config) if args.config else None
+        return _report(args.release, args.results, config)
+    except ReceivedReleaseError as error:
+        print(f"Scaling Atlas: {error}\nNothing was run.", file=sys.stderr)
+        return 2
 
 
 
