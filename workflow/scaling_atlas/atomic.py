@@ -15,6 +15,21 @@ from pathlib import Path
 from typing import Iterator
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` as the process umask lets a new file have it (what ``open`` would give)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file onto ``path`` with the permissions a plain write would
+    have given it: ``mkstemp`` creates 0600 files, which colleagues on a shared cluster (or a web
+    server serving the report) could not read."""
+    os.chmod(tmp, umask_mode())
+    os.replace(tmp, path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, so writers that infer the format from it
@@ -25,7 +40,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

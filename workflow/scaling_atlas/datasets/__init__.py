@@ -21,6 +21,8 @@ from typing import Callable
 
 import pandas as pd
 
+from scaling_atlas.atomic import publish
+
 DEFAULT_URL_BASE = "https://raw.githubusercontent.com"
 
 
@@ -80,7 +82,7 @@ def _verified_copy(write: Callable[[Path], None], dest: Path, sha256: str, what:
         got = sha256_of(tmp)
         if got != sha256:
             raise DataSourceError(f"{what}: sha256 {got} does not match the pinned {sha256}")
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
