@@ -168,7 +168,7 @@ def matmul_rate(device, dtype=torch.bfloat16, n: int = 8192, repeats: int = 10) 
 
 
 def paper_config(width: int, seq_len: int = 256) -> TransformerConfig:
-    n_layer, n_head = family_shape(width, aspect_ratio=64, head_dim=64)
+    n_layer, n_head = family_shape(width, aspect_ratio=64, head_dim=64, min_layers=1)
     return TransformerConfig(vocab_size=VOCAB, d_model=width, n_layer=n_layer, n_head=n_head,
                              seq_len=seq_len)
 

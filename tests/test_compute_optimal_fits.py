@@ -21,7 +21,8 @@ def surface(n, d):
 def study_and_cube():
     config = load_config()
     config["studies"]["compute_optimal"].update(
-        widths=[8, 16, 24, 32, 48, 64, 96, 128], budgets=[1e10, 1e11, 1e12], bootstrap_resamples=100)
+        widths=[16, 24, 32, 48, 64, 96, 128, 192], budgets=[1e10, 1e11, 1e12], bootstrap_resamples=100,
+        min_steps=10, max_tokens_per_parameter=0)
     study = get_study("compute_optimal", validate_config(config))
     budgets, widths = study.cfg["budgets"], study.cfg["widths"]
     n = np.array([parameter_counts(study.model_config(w))["total"] for w in widths], float)

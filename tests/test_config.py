@@ -86,3 +86,38 @@ def test_resolved_config_round_trips_through_yaml(preset):
     resolved = validate_config(load_config(preset))
     again = validate_config(yaml.safe_load(yaml.safe_dump(resolved)))
     assert again == resolved
+
+
+def with_section(config, name, **changes):
+    config = copy.deepcopy(config)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config["studies"][name].get(key), dict):
+            config["studies"][name][key] = {**config["studies"][name][key], **value}
+        else:
+            config["studies"][name][key] = value
+    return config
+
+
+@pytest.mark.parametrize("name, change, expected", [
+    # issue #17's recipe: depth ≥ 2, embeddings ≤ 30 % of the parameters
+    ("compute_optimal", {"widths": [8, 16, 24, 32, 48, 64]},
+     "studies.compute_optimal.widths[0]: width 8 puts 39% of the model's parameters in embeddings"),
+    ("superposition_lm", {"family": {"n_layer": 1}}, "studies.superposition_lm.family.n_layer: 1 layer"),
+    ("superposition_lm", {"corpus": {"source": "grammar", "grammar": {"vocab_size": 1024, "rules": 64}}},
+     "above family.max_embedding_share = 30% (vocabulary 1024)"),
+    # each budget's trained sizes bracket its expected optimum, named by the budget
+    ("compute_optimal", {"budgets": [1.0e+11, 2.0e+11, 5.0e+11, 1.0e+14]},
+     "studies.compute_optimal.budgets[3]: C = 1e+14 FLOP trains N = 107,136–107,136, which does "
+     "not bracket its expected optimum N* ≈ 912,871 (√(C/6r), expected_tokens_per_parameter r = 20); "
+     "add widths above it"),
+    ("compute_optimal", {"expected_tokens_per_parameter": 1.0e+6},
+     "studies.compute_optimal.budgets[0]: C = 1e+11 FLOP trains N = 8,352–61,920, which does not "
+     "bracket its expected optimum N* ≈ 129 (√(C/6r), expected_tokens_per_parameter r = 1e+06); "
+     "add widths below it"),
+    ("compute_optimal", {"corpus": {"source": "grammar", "grammar": {"zipf_exponent": 0.2}}},
+     "grammar.within_exponent = 0.3 must be below zipf_exponent = 0.2"),
+    ("compute_optimal", {"corpus": {"source": "python_stdlib", "sha256": "abc"}},
+     "studies.compute_optimal.corpus.sha256"),
+])
+def test_transformer_regime_checks_name_the_key(name, change, expected):
+    assert expected in problems_of(with_section(load_config(), name, **change))

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -105,3 +106,22 @@ def test_study_places_checkpoints_next_to_our_family(tmp_path):
     assert int(row["hf_width"]) == 32 and int(row["hf_vocab"]) == 400
     assert float(row["hf_mean_sq_overlap"]) == pytest.approx(1 / 32, rel=0.1)  # random rows
     assert float(row["hf_loss"]) == 3.2
+
+
+def test_shared_mean_direction_is_measured_and_removed():
+    """Random rows plus a common offset c·u: the offset lifts every overlap (towards cos² of the
+    offset's share) and carries a known share of the energy; projecting it out restores ≈ 1/m."""
+    rng = np.random.default_rng(0)
+    n, m, c = 2000, 64, 1.0
+    noise = rng.standard_normal((n, m)) / np.sqrt(m)  # rows of norm ≈ 1
+    u = np.zeros(m)
+    u[0] = 1.0
+    W = noise + c * u
+    stats = unembedding_statistics(W)
+    # energy along the mean direction: (c² + 1/m) / (c² + 1) for these rows
+    assert stats["mean_direction_energy"] == pytest.approx((c**2 + 1 / m) / (c**2 + 1), rel=0.05)
+    assert stats["mean_sq_overlap"] > 0.2  # ≈ (c²/(c²+1))² = 0.25, far above 1/m
+    assert stats["mean_sq_overlap_centred"] == pytest.approx(1 / (m - 1), rel=0.05)
+    assert stats["represented_fraction_paper"] == 1.0
+    W[:10] = 0.01 * W[:10] / np.linalg.norm(W[:10], axis=1, keepdims=True)  # ten near-zero rows
+    assert unembedding_statistics(W)["represented_fraction_paper"] == pytest.approx(1 - 10 / n)

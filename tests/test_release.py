@@ -128,6 +128,16 @@ def test_scorecard_gathers_every_study(ci_run):
         assert (table["study"] == study).sum() == len(own)
     text = (ci_run / "results/claims.md").read_text()
     assert text.startswith("# Claims scorecard") and "| superposition | Superposition yields" in text
+    assert "| study | paper | pass | fail | inconclusive | not tested |" in text
+    counts = pd.read_csv(ci_run / "results/claims_counts.csv").set_index("study")
+    assert list(counts.index) == list(STUDIES)
+    for study in STUDIES:
+        verdicts = table.loc[table["study"] == study, "verdict"].value_counts()
+        for verdict in ("pass", "fail", "inconclusive", "not tested"):
+            assert counts.loc[study, verdict] == verdicts.get(verdict, 0)
+        assert counts.loc[study, "claims"] == (table["study"] == study).sum()
+    assert set(table["verdict"]) <= {"pass", "fail", "inconclusive", "not tested"}
+    assert table["verdict_reason"].notna().all()
 
 
 def test_every_file_carries_its_provenance(ci_run):

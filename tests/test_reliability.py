@@ -63,7 +63,7 @@ def test_a_save_killed_between_keeping_and_writing_resumes_from_the_kept_one(tmp
 
 @pytest.fixture(scope="module")
 def tokens():
-    grammar = build_grammar(GrammarSpec(vocab_size=64, nonterminals=(1, 4, 8), rules=8))
+    grammar = build_grammar(GrammarSpec(vocab_size=64, nonterminals=12, rules=8))
     return (sample_documents(grammar, 4000, np.random.default_rng(1)).tokens,
             sample_documents(grammar, 200, np.random.default_rng(2)).tokens)
 

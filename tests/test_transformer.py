@@ -48,7 +48,8 @@ def test_flop_counts_by_hand():
 
 def test_family_rule_and_shape_errors():
     assert family_shape(64, aspect_ratio=32, head_dim=16) == (2, 4)
-    assert family_shape(16, aspect_ratio=32, head_dim=8) == (1, 2)
+    assert family_shape(16, aspect_ratio=32, head_dim=8) == (2, 2)  # depth ≥ 2 for every width
+    assert family_shape(16, aspect_ratio=32, head_dim=8, min_layers=1) == (1, 2)
     with pytest.raises(ValueError, match="not divisible by n_head"):
         TransformerConfig(vocab_size=10, d_model=10, n_layer=1, n_head=3, seq_len=4)
 
@@ -97,7 +98,7 @@ def test_window_sampler_never_repeats_silently():
 
 @pytest.fixture(scope="module")
 def grammar_tokens():
-    grammar = build_grammar(GrammarSpec(vocab_size=64, nonterminals=(1, 4, 8), rules=8))
+    grammar = build_grammar(GrammarSpec(vocab_size=64, nonterminals=12, rules=8))
     train = sample_documents(grammar, 4000, np.random.default_rng(1)).tokens
     val = sample_documents(grammar, 200, np.random.default_rng(2)).tokens
     return train, val

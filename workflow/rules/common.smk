@@ -127,4 +127,8 @@ def study_claims(wildcards):
 
 def all_targets(wildcards):
     outputs = [path for name in STUDIES for path in study_outputs(name)]
-    return outputs + ["results/claims.csv", "results/claims.md"]
+    return outputs + [
+        "results/claims.csv",
+        "results/claims.md",
+        "results/claims_counts.csv",
+    ]

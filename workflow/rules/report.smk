@@ -32,6 +32,11 @@ rule scorecard:
             category="0. claims scorecard",
         ),
         md="results/claims.md",
+        counts=report(
+            "results/claims_counts.csv",
+            caption="../report/counts.rst",
+            category="0. claims scorecard",
+        ),
     log:
         "logs/scorecard.log",
     localrule: True

@@ -48,7 +48,7 @@ from scaling_atlas.config import ConfigError, config_hash, validate_config
 #: per study, the files a release covers (relative to results/<study>/)
 STUDY_PATTERNS = ("cube.nc", "fits.nc", "fits_summary.csv", "claims.csv", "claims.md",
                   "figures/*.png", "figures/*.pdf")
-TOP_LEVEL = ("claims.csv", "claims.md")
+TOP_LEVEL = ("claims.csv", "claims.md", "claims_counts.csv")
 #: relative tolerance for numbers computed on a GPU (non-deterministic reductions, TF32/bf16)
 GPU_RTOL = 1e-2
 #: provenance that names the machine a file was made on: another machine may differ here only

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from scaling_atlas.atomic import atomic_path, write_text
-from scaling_atlas.claims import scorecard_markdown
+from scaling_atlas.claims import scorecard_markdown, verdict_counts
 from scaling_atlas.workflow_io import logged
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
@@ -15,4 +15,6 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
         table.to_csv(tmp, index=False)
     write_text(snakemake.output.md, scorecard_markdown(table))  # noqa: F821
+    with atomic_path(snakemake.output.counts) as tmp:  # noqa: F821
+        verdict_counts(table).to_csv(tmp, index=False)
     log.info("%s", table["verdict"].value_counts().to_dict())

@@ -18,11 +18,11 @@ from scaling_atlas.atomic import atomic_path, write_text
 from scaling_atlas.corpus.grammar import (GrammarSpec, build_grammar, rank_frequency_exponent,
                                           sample_documents)
 from scaling_atlas.corpus.text import (CorpusError, checksums, corpus_files, fetch,
-                                       read_documents, tokenize)
+                                       read_documents, stdlib_corpus, tokenize)
 from scaling_atlas.datasets import sha256_of
 
 __all__ = ["CorpusError", "prepare_corpus", "write_corpus", "load_corpus", "grammar_spec",
-           "unigram_entropy"]
+           "unigram_entropy", "bigram_cross_entropy"]
 
 DOCUMENTS_PER_CHUNK = 100_000
 
@@ -40,6 +40,23 @@ def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
     counts = np.bincount(tokens, minlength=vocab_size).astype(float)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def bigram_cross_entropy(train: np.ndarray, val: np.ndarray, vocab_size: int,
+                         smoothing: float = 0.1) -> float:
+    """The loss of a bigram model on ``val`` (nats/token): p(b | a) estimated from ``train``'s
+    pair counts with additive ``smoothing``. Every model must get below this "bigram level" to
+    have learned anything beyond neighbouring-token statistics (the plateau premise of the
+    transformer studies' claims). Sparse (pairs as a·V + b), so large vocabularies fit."""
+    train, val = np.asarray(train, np.int64), np.asarray(val, np.int64)
+    V = int(vocab_size)
+    keys, counts = np.unique(train[:-1] * V + train[1:], return_counts=True)
+    context = np.bincount(train[:-1], minlength=V).astype(float)
+    query = val[:-1] * V + val[1:]
+    at = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+    pair = np.where(keys[at] == query, counts[at], 0).astype(float)
+    p = (pair + smoothing) / (context[val[:-1]] + smoothing * V)
+    return float(-np.log(p).mean())
 
 
 def _grammar_tokens(spec: GrammarSpec, n_tokens: int, stream: int) -> tuple[np.ndarray, dict]:
@@ -61,7 +78,8 @@ def _grammar_tokens(spec: GrammarSpec, n_tokens: int, stream: int) -> tuple[np.n
         chunk += 1
     tokens = np.concatenate(chunks)[:n_tokens]
     stats = {"empirical_entropy_rate": -log_prob / total,
-             "start_rule_zipf_exponent": rank_frequency_exponent(counts[0])}
+             "sampled_rule_zipf_exponent": rank_frequency_exponent(counts[1:], min_count=0,
+                                                                   ranks=(300, 3000))}
     return tokens, stats
 
 
@@ -88,20 +106,35 @@ def prepare_corpus(corpus_cfg: dict, tokens_needed: int, out_dir: str | Path,
             grammar=spec.to_dict(), entropy_rate_nats=grammar.entropy_rate,
             mean_document_length=grammar.mean_document_length,
             rule_table_size=int(np.prod(grammar.probs.shape)), **stats,
+            rule_zipf_exponent=grammar.spectrum_exponent(300, 30_000),
+            rule_zipf_ranks=[300, 30_000],
+            nesting_depth_uses=[round(float(u), 6) for u in grammar.depth_profile()],
             note="entropy_rate_nats is the exact entropy of the token stream (irreducible loss "
                  "with unbounded context); a model with context T pays a little more at the "
                  "start of each window")
         log(f"grammar: {len(train):,} training tokens, entropy rate {grammar.entropy_rate:.4f} "
             f"nats/token (sampled: {stats['empirical_entropy_rate']:.4f})")
     else:
-        if source == "download":
+        if source == "python_stdlib":
+            documents, provenance = stdlib_corpus(corpus_cfg.get("max_documents", 0))
+            pinned = corpus_cfg.get("sha256", "")
+            if pinned and pinned != provenance["stdlib_sha256"]:
+                raise CorpusError(
+                    f"corpus.sha256: the standard library of Python {provenance['python_version']} "
+                    f"at {provenance['stdlib_folder']} has sha256 {provenance['stdlib_sha256']}, not "
+                    f"the pinned {pinned}: another interpreter's library (run with the Python the "
+                    "pin was made with, or update the pin)")
+            meta.update(provenance)
+            files = []
+        elif source == "download":
             files = [fetch(corpus_cfg["url"], corpus_cfg["sha256"], cache_dir)]
             meta["url"] = corpus_cfg["url"]
         elif source == "text":
             files = corpus_files(corpus_cfg["path"])
         else:
             raise CorpusError(f"corpus.source: unknown source {source!r}")
-        documents = read_documents(files)
+        if files:
+            documents = read_documents(files)
         tokens, vocab, end = tokenize(documents, corpus_cfg["tokenizer"], corpus_cfg["vocab_size"],
                                       save_to=out / "tokenizer.json")
         n_val = max(corpus_cfg["seq_len_margin"] + 1, round(corpus_cfg["val_fraction"] * len(tokens)))
@@ -111,7 +144,9 @@ def prepare_corpus(corpus_cfg: dict, tokens_needed: int, out_dir: str | Path,
         # the held-out split is the tail of the stream (whole files or documents in order)
         train, val = tokens[:-n_val], tokens[-n_val:]
         meta.update(vocab_size=int(vocab), end_token=int(end), tokenizer=corpus_cfg["tokenizer"],
-                    source_sha256=checksums(files), documents=len(documents))
+                    documents=len(documents))
+        if files:
+            meta["source_sha256"] = checksums(files)
         if len(train) < tokens_needed:
             epochs = math.ceil(tokens_needed / len(train))
             if not meta["allow_repeat"]:
@@ -135,6 +170,7 @@ def write_corpus(out: Path, train: np.ndarray, val: np.ndarray, meta: dict) -> d
     meta.update(
         train_tokens=int(len(train)), val_tokens=int(len(val)),
         unigram_entropy_nats=unigram_entropy(train, meta["vocab_size"]),
+        bigram_cross_entropy_nats=bigram_cross_entropy(train, val, meta["vocab_size"]),
         token_zipf_exponent=rank_frequency_exponent(np.bincount(train, minlength=meta["vocab_size"])),
         train_sha256=sha256_of(out / "train.npy"), val_sha256=sha256_of(out / "val.npy"))
     write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")

@@ -5,10 +5,20 @@ BPE trained on the corpus itself with the Hugging Face ``tokenizers`` library (d
 a given corpus and vocabulary size; saved next to the tokens as ``tokenizer.json``).
 Documents: each file is a document; inside a file, ``<|endoftext|>`` separates documents
 (TinyStories' format). Documents are joined with the end-of-document token.
+
+``python_stdlib``: an offline real-text source that every fresh machine has, the running
+interpreter's own standard-library sources (every ``*.py`` under the stdlib folder, tests
+included, ``site-packages`` excluded, sorted by relative path; files that are not UTF-8, a
+handful of encoding tests, are skipped and counted). It is pinned by the Python version and the
+sha256 of the concatenation (relative path, NUL, bytes, per file); ``corpus.sha256`` may pin
+that digest, and another interpreter's library is then refused by name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import platform
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +44,39 @@ def corpus_files(path: str | Path) -> list[Path]:
     if sum(p.stat().st_size for p in files) == 0:
         raise CorpusError(f"corpus.path: {root} is empty (0 bytes of text)")
     return files
+
+
+STDLIB_EXCLUDED = frozenset({"site-packages", "dist-packages", "__pycache__"})
+
+
+def stdlib_corpus(max_documents: int = 0, root: str | Path | None = None) -> tuple[list[str], dict]:
+    """The interpreter's standard-library sources as documents (sorted by relative path), and
+    their provenance: Python version, folder, file count, skipped files, the sha256 of the
+    concatenation. ``max_documents`` > 0 keeps the first that many files (small presets)."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    files = sorted((p for p in root.rglob("*.py") if p.is_file() and not
+                    (STDLIB_EXCLUDED & set(p.relative_to(root).parts))),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        raise CorpusError(f"corpus.source python_stdlib: no *.py files under {root}")
+    digest, documents, skipped = hashlib.sha256(), [], []
+    for path in files:
+        if max_documents and len(documents) >= max_documents:
+            break
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            skipped.append(path.relative_to(root).as_posix())
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw)
+        if text.strip():
+            documents.append(text)
+    meta = {"python_version": platform.python_version(),
+            "python_implementation": platform.python_implementation(),
+            "stdlib_folder": str(root), "stdlib_files": len(documents),
+            "stdlib_skipped_not_utf8": skipped, "stdlib_sha256": digest.hexdigest()}
+    return documents, meta
 
 
 def read_documents(files: list[Path]) -> list[str]:

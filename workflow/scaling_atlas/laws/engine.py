@@ -495,6 +495,17 @@ class LawFit:
             draws.update(self.derived_fn_(self.draws_))
         return {k: tuple(np.nanpercentile(v, [tail, 100 - tail])) for k, v in draws.items()}
 
+    def parameters_at_bound(self, rtol: float = 1e-6) -> list[str]:
+        """Fitted parameters that ended on a finite bound (within ``rtol`` of it, relative to
+        max(1, |bound|)): such an estimate is the bound's, not the data's."""
+        out = []
+        for name, value, (lo, hi) in zip(self.form.param_names, self.theta_, self.fit_bounds):
+            for bound in (lo, hi):
+                if math.isfinite(bound) and abs(value - bound) <= rtol * max(1.0, abs(bound)):
+                    out.append(name)
+                    break
+        return out
+
     # ---- results -------------------------------------------------------------------------------
     def attributes(self) -> dict[str, str | int | float]:
         """What the (Mis)Fitting checklist asks a fit to report, as flat attributes."""
@@ -523,6 +534,7 @@ class LawFit:
             "excluded_points": self.excluded_ or "none",
             "bounds": json.dumps({p: [str(lo), str(hi)] for p, (lo, hi)
                                   in zip(self.form.param_names, self.fit_bounds)}),
+            "parameters_at_bound": ", ".join(self.parameters_at_bound()) or "none",
         }
         if self.draws_ is not None:
             attrs.update({k: str(v) for k, v in self.bootstrap_info_.items()})

@@ -22,14 +22,19 @@ import torch
 #: represented token: row norm at least this fraction of the median row norm (the LLM analogue
 #: of the toy model's φ½, whose norms are on a unit scale; an LLM's scale is arbitrary)
 REPRESENTED_FRACTION = 0.5
+#: the paper's test, "no near-zero rows": a row below this fraction of the median norm is ≈ 0
+NEAR_ZERO_FRACTION = 0.1
 
 
 def overlap_statistics(W: torch.Tensor | np.ndarray, block: int = 4096) -> dict[str, float]:
     """Mean |cos| and mean cos² over all pairs i < j of normalised rows (float64 sums)."""
     W = torch.as_tensor(np.asarray(W) if not torch.is_tensor(W) else W).to(torch.float64)
     norms = W.norm(dim=1)
-    unit = W[norms > 0] / norms[norms > 0, None]
+    unit = W[norms > 1e-12 * float(norms.max()) if len(norms) else norms > 0]
+    unit = unit / unit.norm(dim=1, keepdim=True)
     n = unit.shape[0]
+    if n < 2:  # no pair of non-zero rows: no overlap to measure
+        return {"mean_sq_overlap": float("nan"), "mean_abs_overlap": float("nan")}
     total_sq = total_abs = 0.0
     for start in range(0, n, block):
         cos = unit[start : start + block] @ unit.T  # rows i in the block, all j
@@ -51,9 +56,21 @@ def unembedding_statistics(W: torch.Tensor | np.ndarray) -> dict:
         "row_norms": norms.numpy(),
         "norm_median": median, "norm_min": float(norms.min()), "norm_max": float(norms.max()),
         "represented_fraction": float((norms >= REPRESENTED_FRACTION * median).float().mean()),
+        "represented_fraction_paper": float((norms >= NEAR_ZERO_FRACTION * median).float().mean()),
         "zero_rows": int((norms == 0).sum()),
     }
     stats.update(overlap_statistics(W))
+    # a direction shared by every row (the mean row) lifts every pairwise overlap; its share of
+    # the rows' energy, and the overlaps with it projected out (the mechanism behind 1/m)
+    mean = W.mean(dim=0)
+    if float(mean.norm()) > 0:
+        u = mean / mean.norm()
+        along = W @ u
+        stats["mean_direction_energy"] = float(along.square().sum() / W.square().sum())
+        centred = W - along[:, None] * u[None, :]
+    else:
+        stats["mean_direction_energy"], centred = 0.0, W
+    stats["mean_sq_overlap_centred"] = overlap_statistics(centred)["mean_sq_overlap"]
     return stats
 
 

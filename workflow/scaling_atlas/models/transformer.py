@@ -59,10 +59,11 @@ def validate_shape(d_model: int, n_head: int, positions: str = "rotary") -> list
     return problems
 
 
-def family_shape(d_model: int, aspect_ratio: float, head_dim: int) -> tuple[int, int]:
-    """The width/depth family rule: n_layer = round(d_model / aspect_ratio) (at least 1) and
-    n_head = d_model / head_dim, as in Kaplan et al.'s fixed aspect ratio d/L."""
-    return max(1, round(d_model / aspect_ratio)), max(1, d_model // head_dim)
+def family_shape(d_model: int, aspect_ratio: float, head_dim: int, min_layers: int = 2) -> tuple[int, int]:
+    """The width/depth family rule: n_layer = round(d_model / aspect_ratio), at least
+    ``min_layers`` (2: a one-layer model has no depth to scale, and cannot form an induction
+    circuit), and n_head = d_model / head_dim, as in Kaplan et al.'s fixed aspect ratio d/L."""
+    return max(min_layers, round(d_model / aspect_ratio)), max(1, d_model // head_dim)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -518,9 +518,9 @@ class DataSelectionStudy(Study):
                f"widths {c['strong']['widths']}, {c['strong']['steps']} steps, {len(c['seeds'])} "
                "seed(s); the paper scores a web corpus with a 1.3B LM and trains a 7B model")
 
-        def add(cid, statement, paper, source, target, tol, ours, detail=""):
+        def add(cid, statement, paper, source, target, tol, ours, detail="", ci=(np.nan, np.nan)):
             out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, toy))
+                             self.preset, toy, ci_low=ci[0], ci_high=ci[1]))
 
         intact = float(cube["scorer_kv_intact"].mean())
         masked, control = float(cube["scorer_kv_masked"].mean()), float(cube["scorer_kv_control"].mean())
@@ -542,7 +542,8 @@ class DataSelectionStudy(Study):
             "retrieval-heavy (qualitative)", "paper (§4)", 1.0, 0.2, float(fits["auroc"]),
             f"[{float(fits['auroc_low']):.3f}, {float(fits['auroc_high']):.3f}]; selected "
             f"{float(fits['selected_precision']):.1%} retrieval-heavy vs "
-            f"{float(fits['pool_base_rate']):.1%} in the pool")
+            f"{float(fits['pool_base_rate']):.1%} in the pool",
+            ci=(float(fits["auroc_low"]), float(fits["auroc_high"])))
         gains = fits["recall_gain"]
         smallest = int(np.argmin(gains.values))
         widths = gains["width"].values

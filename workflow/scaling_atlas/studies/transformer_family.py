@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from scaling_atlas.claims import Premise
 from scaling_atlas.config import config_hash
 from scaling_atlas.corpus import grammar_spec, load_corpus
 from scaling_atlas.corpus.text import CorpusError, corpus_files
@@ -28,7 +29,7 @@ from scaling_atlas.studies.base import Study
 from scaling_atlas.train.lm import LMTrainSpec, train_lm
 
 #: training hyperparameters copied from the study config into every run (and so its id)
-TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "final_lr_fraction",
+TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
               "decay_fraction", "weight_decay", "beta1", "beta2", "grad_clip", "grad_accum",
               "eval_points", "eval_tokens")
 
@@ -39,6 +40,7 @@ class TransformerFamilyStudy(Study):
     """Base of the studies that train the transformer family on a prepared corpus."""
 
     has_corpus = True
+    supports_lr_sweep = True
     compute_dtype = "float32 (bf16 autocast on CUDA)"
 
     def __init__(self, name, section, config):
@@ -54,6 +56,12 @@ class TransformerFamilyStudy(Study):
                                  n_layer=n_layer, n_head=n_head, seq_len=self.cfg["seq_len"],
                                  positions=fam["positions"], tied_head=fam["tied_head"])
 
+    def embedding_share(self, width: int) -> float:
+        """Share of a model's parameters in its token (and position) embeddings and an untied
+        head: scaling laws describe the non-embedding part, so it must dominate."""
+        counts = parameter_counts(self.model_config(width))
+        return 1.0 - counts["non_embedding"] / counts["total"]
+
     def vocab_size(self) -> int:
         corpus = self.cfg["corpus"]
         if corpus["source"] == "grammar":
@@ -67,19 +75,38 @@ class TransformerFamilyStudy(Study):
         return self.cfg["corpus"]
 
     def validate(self) -> list[str]:
-        problems = []
+        problems = self.corpus_problems()
+        if problems:  # the vocabulary, and so every model's size, depends on the corpus
+            return problems
         fam = self.cfg["family"]
+        sweep = self.cfg["lr_sweep"]
+        if sweep and (len(set(sweep)) < 3 or len(set(sweep)) != len(sweep)):
+            problems.append(f"lr_sweep: {sweep} needs at least 3 distinct peak LRs (log-spaced, e.g. "
+                            "[0.003, 0.01, 0.03]), or none")
+        if sweep and not self.supports_lr_sweep:
+            problems.append(f"lr_sweep: not supported by the {self.kind} study yet (leave it empty)")
+        if 0 < fam["n_layer"] < 2:
+            problems.append(f"family.n_layer: {fam['n_layer']} layer; every model of the family needs "
+                            "depth ≥ 2 (set 0 to use the aspect-ratio rule, which gives at least 2)")
         for i, width in enumerate(self.widths()):
             if width % fam["head_dim"]:
                 problems.append(f"widths[{i}]: width {width} is not divisible by family.head_dim = "
                                 f"{fam['head_dim']} (heads must split the width evenly)")
+                continue
+            share = self.embedding_share(width)
+            if share > fam["max_embedding_share"]:
+                problems.append(
+                    f"widths[{i}]: width {width} puts {share:.0%} of the model's parameters in "
+                    f"embeddings, above family.max_embedding_share = {fam['max_embedding_share']:.0%} "
+                    f"(vocabulary {self.vocab_size()}): use a wider model, more layers or a "
+                    "smaller vocabulary")
         if fam["positions"] == "rotary" and fam["head_dim"] % 2:
             problems.append(f"family.head_dim: rotary positions need an even head dimension, not "
                             f"{fam['head_dim']}")
         if self.cfg["batch_size"] % self.cfg["grad_accum"]:
             problems.append(f"grad_accum: batch_size = {self.cfg['batch_size']} is not divisible by "
                             f"grad_accum = {self.cfg['grad_accum']}")
-        return problems + self.corpus_problems()
+        return problems
 
     def corpus_problems(self) -> list[str]:
         problems, corpus = [], self.cfg["corpus"]
@@ -111,6 +138,14 @@ class TransformerFamilyStudy(Study):
         return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
                 for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
 
+    def learning_rates(self) -> list[float]:
+        """Peak LRs every grid point is trained with: the sweep, or the single ``lr``."""
+        return sorted(self.cfg["lr_sweep"]) or [self.cfg["lr"]]
+
+    @property
+    def sweeps_lr(self) -> bool:
+        return bool(self.cfg["lr_sweep"])
+
     def runs(self) -> list[Run]:
         corpus_id = config_hash(self.corpus_config())[:12]
         common = {key: self.cfg[key] for key in TRAIN_KEYS}
@@ -118,11 +153,12 @@ class TransformerFamilyStudy(Study):
         out = []
         for point in self.grid():
             model = self.model_config(point["width"])
-            out.append(Run.from_params({
-                **point, "n_layer": model.n_layer, "n_head": model.n_head,
-                "seq_len": model.seq_len, "positions": fam["positions"],
-                "tied_head": fam["tied_head"], "corpus": corpus_id, **common,
-                "seed_salt": self.config.get("seed_salt", 0)}))
+            for lr in self.learning_rates():
+                out.append(Run.from_params({
+                    **point, "n_layer": model.n_layer, "n_head": model.n_head,
+                    "seq_len": model.seq_len, "positions": fam["positions"],
+                    "tied_head": fam["tied_head"], "corpus": corpus_id, **common, "lr": lr,
+                    "seed_salt": self.config.get("seed_salt", 0)}))
         return out
 
     def shape_key(self, run: Run) -> Hashable:
@@ -201,6 +237,7 @@ class TransformerFamilyStudy(Study):
         data = {k: ("run", [v]) for k, v in scalars.items()}
         for key in self.axes():
             data[key] = ("run", [run[key]])
+        data["lr"] = ("run", [float(run["lr"])])
         n = len(hist["step"])
         points = self.cfg["eval_points"] + 1
         def pad(values):
@@ -222,6 +259,60 @@ class TransformerFamilyStudy(Study):
     def axes(self) -> list[str]:
         """The grid dims of the cube (besides ``point`` and extras)."""
         return ["width", "seed"]
+
+    # ---- premises of the claims ----------------------------------------------------------------
+    #: share of the fitted runs that must end below the bigram level
+    PAST_PLATEAU_SHARE = 0.8
+
+    @classmethod
+    def plateau_premise(cls, cube, losses) -> Premise:
+        """Scaling laws describe models that learn the data's structure: at least 80 % of the
+        fitted runs must end below the bigram level (the validation loss of a bigram model), not
+        on the unigram plateau that every run first sits on."""
+        name = f"past the plateau (≥ {cls.PAST_PLATEAU_SHARE:.0%} of runs below the bigram level)"
+        level = cube.attrs.get("corpus_bigram_cross_entropy_nats")
+        losses = np.asarray(losses, float)
+        losses = losses[np.isfinite(losses)]
+        if level is None or not len(losses):
+            return Premise(name, False, "no bigram level recorded for this corpus" if level is None
+                           else "no finished run")
+        below = int((losses < float(level)).sum())
+        return Premise(name, below >= cls.PAST_PLATEAU_SHARE * len(losses),
+                       f"{below} of {len(losses)} runs below {float(level):.2f} nats/token; "
+                       f"unigram level {float(cube.attrs.get('corpus_unigram_entropy_nats', math.nan)):.2f}")
+
+    @staticmethod
+    def bound_premise(attrs, what: str = "") -> Premise:
+        """No fitted parameter on a bound: there the estimate is the bound's, not the data's."""
+        at = str(attrs.get("parameters_at_bound", "none"))
+        return Premise(f"no fitted parameter at a bound{what}", at == "none",
+                       "" if at == "none" else f"at its bound: {at}")
+
+    @staticmethod
+    def lr_premise(cube) -> Premise:
+        """Scale-dependent hyperparameters must be tuned (Porian et al. 2024): a per-size peak LR
+        from a sweep of ≥ 3 values, none of the chosen ones on the sweep's edge."""
+        name = "per-size peak LR from a sweep (≥ 3 values, the best inside it)"
+        if "lr_sweep" not in cube.coords:
+            return Premise(name, False, "one peak LR for every size (lr_sweep is empty)")
+        edge = cube["lr_at_sweep_edge"].values
+        edge = edge[np.isfinite(edge)]
+        rates = ", ".join(f"{v:g}" for v in cube["lr_sweep"].values)
+        return Premise(name, cube.sizes["lr_sweep"] >= 3 and not edge.any(),
+                       f"sweep {rates}: {int(edge.sum())} of {len(edge)} runs chose an edge value")
+
+    def rule_spectrum_exponent(self) -> float | None:
+        """s of the grammar's rule-use spectrum (rank^(−s)); None for real text."""
+        if self.cfg["corpus"]["source"] != "grammar":
+            return None
+        return float(grammar_spec(self.cfg["corpus"]).zipf_exponent)
+
+    def set_by_construction_premise(self, quantity: str) -> Premise:
+        """A property the synthetic generator sets is no finding (it holds by construction)."""
+        synthetic = self.cfg["corpus"]["source"] == "grammar"
+        return Premise("not set by construction", not synthetic,
+                       f"the grammar generator sets the {quantity}" if synthetic else
+                       f"measured on {self.cfg['corpus']['source']} text")
 
 
     # ---- cube ----------------------------------------------------------------------------------
@@ -248,12 +339,17 @@ class TransformerFamilyStudy(Study):
         "curve_train_loss": ("mean training loss since the previous validation point",
                              "nat/token"),
         "curve_lr": ("learning rate at the validation point", "1"),
+        "lr": ("peak learning rate of the run (with lr_sweep: the sweep's best for this point)", "1"),
+        "lr_sweep": ("peak learning rates of the sweep", "1"),
+        "lr_at_sweep_edge": ("1 if the chosen peak LR is the sweep's smallest or largest", "1"),
+        "sweep_final_val_loss": ("final validation loss of every LR of the sweep", "nat/token"),
+        "sweep_diverged": ("1 if that LR of the sweep diverged", "1"),
         "point": ("index of the validation point", "1"),
     }
 
     def cube_from_shards(self, shard_results, extra_meta: dict) -> xr.Dataset:
         combined = xr.concat(shard_results, dim="run")
-        dims = self.axes()
+        dims = self.axes() + (["lr"] if self.sweeps_lr else [])
         table = pd.DataFrame({name: combined[name].values for name in dims})
         scalar_names = [v for v in combined.data_vars
                         if combined[v].dims == ("run",) and v not in dims]
@@ -266,6 +362,8 @@ class TransformerFamilyStudy(Study):
                 table[name] = list(var.values)
                 arrays[name] = (var.dims[1], combined[var.dims[1]].values)
         cube = self._grid(table, dims, scalar_names, arrays)
+        if self.sweeps_lr:
+            cube = self.choose_learning_rates(cube)
         for name, (long_name, units) in {**self.SCALAR_META, **extra_meta}.items():
             if name in cube.variables:
                 cube[name].attrs.update(long_name=long_name, units=units)
@@ -283,10 +381,28 @@ class TransformerFamilyStudy(Study):
             corpus_meta=str({k: v for k, v in corpus_meta.items()
                              if not isinstance(v, (dict, list))}),
         )
-        for key in ("entropy_rate_nats", "unigram_entropy_nats", "token_zipf_exponent", "vocab_size"):
+        for key in ("entropy_rate_nats", "unigram_entropy_nats", "bigram_cross_entropy_nats",
+                    "token_zipf_exponent", "vocab_size"):
             if key in corpus_meta:
                 cube.attrs[f"corpus_{key}"] = corpus_meta[key]
         return cube
+
+    @staticmethod
+    def choose_learning_rates(cube: xr.Dataset) -> xr.Dataset:
+        """Per grid point, the run of the LR sweep with the lowest final validation loss
+        (Porian et al.: per-size tuned LRs); the sweep's losses stay as ``sweep_*`` variables
+        over ``lr_sweep``, the choice as ``lr`` and ``lr_at_sweep_edge``."""
+        loss = cube["final_val_loss"]
+        best = loss.where(np.isfinite(loss)).fillna(np.inf).argmin("lr")
+        rates = cube["lr"].values
+        tuned = cube.isel(lr=best).reset_coords("lr")
+        ran = loss.notnull().any("lr")
+        tuned["lr"] = tuned["lr"].where(ran)
+        edge = ((best == 0) | (best == len(rates) - 1)).astype(float).where(ran)
+        tuned["lr_at_sweep_edge"] = edge
+        for name in ("final_val_loss", "diverged"):
+            tuned[f"sweep_{name}"] = cube[name].rename(lr="lr_sweep")
+        return tuned.assign_coords(lr_sweep=("lr_sweep", rates))
 
     @staticmethod
     def _grid(table, dims, scalars, arrays):

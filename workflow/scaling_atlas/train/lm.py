@@ -43,6 +43,7 @@ class LMTrainSpec:
     lr: float = 3e-3
     schedule: str = "cosine"  # cosine | wsd | constant
     warmup_fraction: float = 0.05
+    warmup_min_steps: int = 0  # warmup lasts at least this many steps (at most half the run)
     final_lr_fraction: float = 0.1
     decay_fraction: float = 0.2  # WSD: the last fraction of steps decays linearly
     weight_decay: float = 0.1
@@ -67,9 +68,18 @@ class LMTrainSpec:
         return asdict(self)
 
 
+def warmup_steps(total: int, fraction: float, minimum: int = 0) -> int:
+    """Linear-warmup steps of a ``total``-step run: ``fraction`` of it, but at least ``minimum``
+    steps (Porian et al.: short warmups of small runs distort scaling laws), never more than half
+    the run."""
+    if fraction <= 0 and minimum <= 0:
+        return 0
+    return max(1, round(fraction * total), min(minimum, total // 2))
+
+
 def lr_at(step: int, total: int, spec: LMTrainSpec) -> float:
     """LR of optimiser step ``step`` (0-based) of ``total``: linear warmup, then the schedule."""
-    warmup = max(1, round(spec.warmup_fraction * total)) if spec.warmup_fraction > 0 else 0
+    warmup = warmup_steps(total, spec.warmup_fraction, spec.warmup_min_steps)
     peak, final = spec.lr, spec.lr * spec.final_lr_fraction
     if step < warmup:
         return peak * (step + 1) / warmup
