@@ -121,3 +121,26 @@ def with_section(config, name, **changes):
 ])
 def test_transformer_regime_checks_name_the_key(name, change, expected):
     assert expected in problems_of(with_section(load_config(), name, **change))
+
+
+@pytest.mark.parametrize("name, change, expected", [
+    # issue #19, item 2: every number finite, every integer written as one
+    ("superposition", {"lr": float("nan")}, "studies.superposition.lr: nan is not a finite number (rule: type)"),
+    ("superposition", {"n": 64.0}, "studies.superposition.n: 64.0 must be written as an integer (64) (rule: type)"),
+    ("compute_optimal", {"budgets": [float("nan"), float("inf")]},
+     "studies.compute_optimal.budgets[0]: nan is not a finite number"),
+    ("compute_optimal", {"budgets": [1e11, float("-inf")]},
+     "studies.compute_optimal.budgets[1]: -inf is not a finite number"),
+    ("superposition_lm", {"tokens": True}, "studies.superposition_lm.tokens: True is not of type 'integer'"),
+])
+def test_non_finite_and_non_integral_numbers_are_named(name, change, expected):
+    text = problems_of(with_section(load_config(), name, **change))
+    assert expected in text and "Traceback" not in text
+
+
+def test_non_finite_numbers_from_yaml_are_named():
+    config = load_config()
+    config["studies"]["superposition"].update(yaml.safe_load("lr: .nan\nsteps: .inf\n"))
+    text = problems_of(config)
+    assert "studies.superposition.lr: nan is not a finite number" in text
+    assert "studies.superposition.steps: inf is not a finite number" in text

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -50,9 +51,38 @@ def _key_path(prefix: str, path) -> str:
     return text or "(top level)"
 
 
+def _is_integer(checker, instance) -> bool:
+    """An integer is written as one: ``64.0`` would pass JSON Schema's integer type and then
+    break every path and id that formats it (issue #19)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker, instance) -> bool:
+    """A number is finite: NaN and ±inf are no setting (``lr: .nan`` trained 24 runs to NaN)."""
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) \
+        and math.isfinite(instance)
+
+
+#: Draft 2020-12 with integers that are ints and numbers that are finite
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}))
+
+
+def _explain(error) -> str:
+    value = error.instance
+    if error.validator == "type" and isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(value, float) \
+            and value.is_integer():
+        return f"{value} must be written as an integer ({int(value)})"
+    return error.message
+
+
 def schema_problems(instance: Any, schema: dict, prefix: str = "") -> list[str]:
     """Schema violations as readable lines: ``key: problem (rule: keyword)``."""
-    validator = Draft202012Validator(schema)
+    validator = StrictValidator(schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
         key = _key_path(prefix, error.absolute_path)
@@ -60,7 +90,7 @@ def schema_problems(instance: Any, schema: dict, prefix: str = "") -> list[str]:
             allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
             problems.append(f"{key}: {error.message} (rule: unknown keys; allowed keys: {allowed})")
         else:
-            problems.append(f"{key}: {error.message} (rule: {error.validator})")
+            problems.append(f"{key}: {_explain(error)} (rule: {error.validator})")
     return problems
 
 
