@@ -98,6 +98,24 @@ class Claim:
                                                    self.ci_low, self.ci_high, self.premises)
 
 
+class ClaimList(list):
+    """A study's claims: :meth:`add` fills in the preset and the deviations every claim of the
+    study shares (a claim may name its own)."""
+
+    def __init__(self, preset: str, deviations: str = ""):
+        super().__init__()
+        self.preset, self.deviations = preset, deviations
+
+    def add(self, claim_id: str, statement: str, paper_value: str, source: str, target: float,
+            tolerance: float, ours: float, detail: str = "", *, ci=(math.nan, math.nan),
+            premises=(), deviations: str | None = None) -> Claim:
+        claim = Claim(claim_id, statement, paper_value, source, target, tolerance, ours, detail,
+                      self.preset, self.deviations if deviations is None else deviations,
+                      ci_low=ci[0], ci_high=ci[1], premises=premises)
+        self.append(claim)
+        return claim
+
+
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
     rows = []
     for claim in claims:

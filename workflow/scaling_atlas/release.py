@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -151,22 +150,12 @@ def template_markers(data, where: str = "") -> list[str]:
     return found
 
 
-def _non_finite(data, where: str = "") -> list[str]:
-    if isinstance(data, dict):
-        return [p for key, value in data.items() for p in _non_finite(value, f"{where}.{key}" if where else str(key))]
-    if isinstance(data, list):
-        return [p for i, value in enumerate(data) for p in _non_finite(value, f"{where}[{i}]")]
-    if isinstance(data, float) and not math.isfinite(data):
-        return [f"{where}: {data} is not a finite number"]
-    return []
-
-
 def load_received_config(path: str | os.PathLike) -> dict:
     """A received config (e.g. a release's ``config.yaml``) as validated plain data.
 
     Read with YAML's safe loader (no Python tags), refused if it holds a templating key or
-    expression, a non-finite number or anything JSON cannot hold, and validated against the
-    schema. Raises :class:`ReceivedReleaseError` naming the file and the problem.
+    expression or anything JSON cannot hold, and validated against the schema (which refuses
+    non-finite numbers too). Raises :class:`ReceivedReleaseError` naming the file and the problem.
     """
     path = Path(path)
     try:
@@ -189,14 +178,11 @@ def load_received_config(path: str | os.PathLike) -> dict:
         raise ReceivedReleaseError(
             f"{path}: refused, it asks for templating, which would run code from the release:\n"
             + "\n".join(f"  - {p}" for p in problems))
-    problems = _non_finite(data)
     try:
-        json.dumps(data, allow_nan=True)
+        json.dumps(data)
     except TypeError as error:
-        problems.append(f"a value JSON cannot hold ({error})")
-    if problems:
-        raise ReceivedReleaseError(f"{path}: invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
-    try:
+        raise ReceivedReleaseError(f"{path}: invalid config: a value JSON cannot hold ({error})") from None
+    try:  # the schema also refuses non-finite numbers
         validate_config(data)
     except ConfigError as error:
         raise ReceivedReleaseError(f"{path}: {error}") from None

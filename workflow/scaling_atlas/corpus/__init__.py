@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 
 from scaling_atlas.atomic import atomic_path, write_text
-from scaling_atlas.corpus.grammar import (GrammarSpec, build_grammar, rank_frequency_exponent,
-                                          sample_documents)
+from scaling_atlas.corpus.grammar import (Grammar, GrammarSpec, build_grammar,
+                                          rank_frequency_exponent, sample_documents)
 from scaling_atlas.corpus.text import (CorpusError, checksums, corpus_files, fetch,
                                        read_documents, stdlib_corpus, tokenize)
 from scaling_atlas.datasets import sha256_of
@@ -59,13 +59,13 @@ def bigram_cross_entropy(train: np.ndarray, val: np.ndarray, vocab_size: int,
     return float(-np.log(p).mean())
 
 
-def _grammar_tokens(spec: GrammarSpec, n_tokens: int, stream: int) -> tuple[np.ndarray, dict]:
+def _grammar_tokens(grammar: Grammar, n_tokens: int, stream: int) -> tuple[np.ndarray, dict]:
     """The first ``n_tokens`` tokens of sampling stream ``stream``.
 
     Chunks of a fixed number of documents, each from its own seed, make the stream
     prefix-stable: a grid that needs more tokens extends the same text instead of redrawing it.
     """
-    grammar = build_grammar(spec)
+    spec = grammar.spec
     chunks, total, log_prob, chunk = [], 0, 0.0, 0
     counts = None
     while total < n_tokens:
@@ -99,8 +99,8 @@ def prepare_corpus(corpus_cfg: dict, tokens_needed: int, out_dir: str | Path,
     if source == "grammar":
         spec = grammar_spec(corpus_cfg)
         grammar = build_grammar(spec)
-        train, stats = _grammar_tokens(spec, tokens_needed + corpus_cfg["seq_len_margin"], stream=1)
-        val, _ = _grammar_tokens(spec, corpus_cfg["val_tokens"], stream=2)
+        train, stats = _grammar_tokens(grammar, tokens_needed + corpus_cfg["seq_len_margin"], stream=1)
+        val, _ = _grammar_tokens(grammar, corpus_cfg["val_tokens"], stream=2)
         meta.update(
             vocab_size=spec.vocab_size, end_token=grammar.end_token, tokenizer="none (grammar ids)",
             grammar=spec.to_dict(), entropy_rate_nats=grammar.entropy_rate,

@@ -100,7 +100,6 @@ class Grammar:
     spec: GrammarSpec
     rhs: np.ndarray  # (K + 1, rules, max_len) symbols, PAD after the end
     probs: np.ndarray  # (K + 1, rules) expansion probabilities (0 for absent expansions)
-    level: np.ndarray  # (K + 1,) topological index (children come later)
     entropy: np.ndarray = field(init=False)  # (K + 1,) derivation entropy H(X), nats
     length: np.ndarray = field(init=False)  # (K + 1,) expected terminals ℓ(X)
 
@@ -125,25 +124,27 @@ class Grammar:
         return float(self.length[0] + 1.0)
 
     # ---- exact usage ---------------------------------------------------------------------------
-    def _children_matrix(self):
-        """(K + 1, rules, K + 1) counts would be large; returns (parent, rule, child) triples."""
+    def _uses_by_depth(self, max_depth: int = 64) -> list[np.ndarray]:
+        """Expected uses of every nonterminal per document at nesting depth 1, 2, … (depth 1:
+        the start's children), exact: uses flow down the DAG one level at a time."""
         V = self.spec.vocab_size
-        k, j, _ = np.nonzero(self.rhs >= V)
-        return k, j, self.rhs[self.rhs >= V] - V
+        parent, rule, _ = np.nonzero(self.rhs >= V)
+        child = self.rhs[self.rhs >= V] - V
+        weight = self.probs[parent, rule]
+        current = np.zeros(len(self.probs))
+        current[0] = 1.0
+        depths = []
+        for _ in range(max_depth):
+            current = np.bincount(child, weights=current[parent] * weight, minlength=len(current))
+            if current.sum() < 1e-12:
+                break
+            depths.append(current)
+        return depths
 
     def nonterminal_usage(self) -> np.ndarray:
-        """Expected uses of every nonterminal per document (exact; the start's is 1)."""
-        parent, rule, child = self._children_matrix()
-        weight = self.probs[parent, rule]
-        usage = np.zeros(len(self.level))
+        """Expected uses of every nonterminal per document (the start's is 1)."""
+        usage = np.sum(self._uses_by_depth(), axis=0)
         usage[0] = 1.0
-        order = np.argsort(parent, kind="stable")
-        parent, child, weight = parent[order], child[order], weight[order]
-        bounds = np.searchsorted(parent, np.arange(len(self.level) + 1))
-        for k in range(len(self.level)):  # parents before children
-            lo, hi = bounds[k], bounds[k + 1]
-            if hi > lo and usage[k] > 0:
-                np.add.at(usage, child[lo:hi], usage[k] * weight[lo:hi])
         return usage
 
     def rule_usage(self) -> np.ndarray:
@@ -156,22 +157,9 @@ class Grammar:
         rule excluded): least squares of ln f on ln rank."""
         return rank_frequency_exponent(self.rule_usage()[1:].ravel(), min_count=0, ranks=(low, high))
 
-    def depth_profile(self, max_depth: int = 64) -> np.ndarray:
-        """Expected rule uses per document at nesting depth 1, 2, … (depth 1: the start's
-        children), exact: uses flow down the DAG one level at a time."""
-        parent, rule, child = self._children_matrix()
-        weight = self.probs[parent, rule]
-        current = np.zeros(len(self.level))
-        current[0] = 1.0
-        profile = []
-        for _ in range(max_depth):
-            nxt = np.zeros_like(current)
-            np.add.at(nxt, child, current[parent] * weight)
-            if nxt.sum() < 1e-12:
-                break
-            profile.append(nxt.sum())
-            current = nxt
-        return np.array(profile)
+    def depth_profile(self) -> np.ndarray:
+        """Expected rule uses per document at nesting depth 1, 2, …"""
+        return np.array([uses.sum() for uses in self._uses_by_depth()])
 
 
 def zipf_probabilities(n: int, exponent: float) -> np.ndarray:
@@ -239,18 +227,18 @@ def build_grammar(spec: GrammarSpec) -> Grammar:
             body = list(fixed_terminals[k, j, : n_fixed[k, j]]) + kids
             rng.shuffle(body)
             rhs[k, j, : 1 + len(body)] = [leads[j], *body]
-    return Grammar(spec, rhs, probs, np.arange(K + 1))
+    return Grammar(spec, rhs, probs)
 
 
 def derivation_moments(grammar: Grammar) -> tuple[np.ndarray, np.ndarray]:
     """H(X) and ℓ(X) for every nonterminal, last first (children come later)."""
     V = grammar.spec.vocab_size
-    K = len(grammar.level)
+    K = len(grammar.probs)
     entropy, length = np.zeros(K), np.zeros(K)
     p = grammar.probs
     with np.errstate(divide="ignore", invalid="ignore"):
         choice_entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    for k in np.argsort(-grammar.level, kind="stable"):
+    for k in reversed(range(K)):
         rhs = grammar.rhs[k]
         is_child = rhs >= V
         child = np.where(is_child, rhs - V, 0)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim, Premise
+from scaling_atlas.claims import Claim, ClaimList, Premise
 from scaling_atlas.corpus.grammar import quanta_predictions
 from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.figures import new_figure
@@ -100,9 +100,8 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         whose minimum lies outside the sampled sizes measures nothing (issue #17)."""
         problems = []
         trained = {}
-        for budget, width, n, tokens, steps in self._isoflop_points():
-            if steps >= self.cfg["min_steps"] and self._within_ratio(tokens / n):
-                trained.setdefault(budget, []).append(n)
+        for budget, width, n, tokens, steps in self._trained_points():
+            trained.setdefault(budget, []).append(n)
         for i, budget in enumerate(self.cfg["budgets"]):
             sizes = sorted(trained.get(budget, []))
             n_star = self.expected_optimum(budget)
@@ -115,10 +114,15 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                     f"{'above' if sizes and sizes[-1] <= n_star else 'below'} it or move the budget")
         return problems
 
+    def _trained_points(self):
+        """The pairs of the grid that are trained: enough steps, not too many tokens per parameter."""
+        return [(budget, width, n, tokens, steps) for budget, width, n, tokens, steps
+                in self._isoflop_points()
+                if steps >= self.cfg["min_steps"] and self._within_ratio(tokens / n)]
+
     def grid(self) -> list[dict]:
         return [{"budget": float(budget), "width": width, "tokens": int(round(tokens)), "seed": seed}
-                for budget, width, n, tokens, steps in self._isoflop_points()
-                if steps >= self.cfg["min_steps"] and self._within_ratio(tokens / n)
+                for budget, width, n, tokens, steps in self._trained_points()
                 for seed in self.cfg["seeds"]]
 
     def _within_ratio(self, tokens_per_parameter: float) -> bool:
@@ -410,12 +414,9 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                  f"({math.log10(budgets[-1] / budgets[0]):.1f} decades, ~11 below Chinchilla), "
                  f"N = {n_range.min():,.0f}–{n_range.max():,.0f}, {self.cfg['corpus']['source']} corpus, "
                  + ("per-size peak LR from a sweep" if self.sweeps_lr else "one peak LR for every size"))
-        out = []
+        out = ClaimList(self.preset, scale)
 
-        def add(cid, statement, paper, source, target, tol, ours, detail="", ci=(math.nan, math.nan),
-                premises=()):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, scale, ci_low=ci[0], ci_high=ci[1], premises=premises))
+        add = out.add
 
         a1 = fits["approach1"].to_dataset().attrs
         a2 = fits["approach2"].to_dataset()
@@ -444,7 +445,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             paper = {"a1": f"{note}; Hoffmann 0.50", "a2": f"{note}; Hoffmann 0.49",
                      "a3": f"{note}; Hoffmann 0.46"}
         add("approach1_a", "Approach 1 (training-curve envelope): N_opt ∝ C^a", paper["a1"],
-            source, target, 0.15, a1["a"], f"(R² {a1['r2']:.2f}; no CI)", premises=(plateau, tuned))
+            source, target, 0.15, a1["a"], f"(R² {a1['r2']:.2f})", premises=(plateau, tuned))
         add("approach2_a", "Approach 2 (IsoFLOP parabolas): N* ∝ C^a", paper["a2"], source,
             target, 0.15, a2.attrs.get("a", math.nan),
             f"over {a2.attrs.get('n_used_budgets', 0)} usable budgets",
@@ -456,7 +457,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         values = [v for v in (a1["a"], a2.attrs.get("a", math.nan), a3.attrs["a"]) if math.isfinite(v)]
         add("approaches_agree", "the three approaches agree on a (max − min)", "0.46–0.50 across "
             "approaches", "paper", 0.0, 0.1, (max(values) - min(values)) if len(values) >= 2 else math.nan,
-            "(no CI)", premises=(plateau, tuned, interior, *a3_premises[2:]))
+            premises=(plateau, tuned, interior, *a3_premises[2:]))
         if "corpus_entropy_rate_nats" in a3.attrs:
             h = a3.attrs["corpus_entropy_rate_nats"]
             ci = dict(zip(a3["parameter"].values, zip(a3["ci_low"].values, a3["ci_high"].values))) \
@@ -471,6 +472,6 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             add("lr_annealing_transfer", "the LR-annealing law fitted on shorter horizons predicts "
                 "the longest cosine horizon (mean relative error, median over widths)",
                 "fitting one or two curves predicts any schedule", "paper", 0.0, 0.02,
-                float(err.median()), f"(range {float(err.min()):.3f}–{float(err.max()):.3f}; no CI)",
+                float(err.median()), f"(range {float(err.min()):.3f}–{float(err.max()):.3f})",
                 premises=(plateau,))
         return out

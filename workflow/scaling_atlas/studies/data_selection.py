@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import Claim, ClaimList
 from scaling_atlas.cubes import describe_variables, grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.models.transformer import TransformerConfig, parameter_counts
@@ -510,17 +510,16 @@ class DataSelectionStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claims(self, cube, fits) -> list[Claim]:
-        c, out = self.cfg, []
+        c = self.cfg
         s = c["scorer"]
         toy = (f"toy: synthetic documents of {c['corpus']['seq_len']} tokens; scorer d = {s['width']}, "
                f"{s['n_layer']} layers × {s['n_head']} heads, pretrained on a "
                f"{s['retrieval_fraction']:.0%} retrieval-heavy mixture ({s['steps']} steps); strong "
                f"widths {c['strong']['widths']}, {c['strong']['steps']} steps, {len(c['seeds'])} "
                "seed(s); the paper scores a web corpus with a 1.3B LM and trains a 7B model")
+        out = ClaimList(self.preset, toy)
 
-        def add(cid, statement, paper, source, target, tol, ours, detail="", ci=(np.nan, np.nan)):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, toy, ci_low=ci[0], ci_high=ci[1]))
+        add = out.add
 
         intact = float(cube["scorer_kv_intact"].mean())
         masked, control = float(cube["scorer_kv_masked"].mean()), float(cube["scorer_kv_control"].mean())

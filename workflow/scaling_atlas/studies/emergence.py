@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
-from scaling_atlas.claims import Claim, Premise
+from scaling_atlas.claims import Claim, ClaimList, Premise
 from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
@@ -630,11 +630,9 @@ class EmergenceStudy(TransformerFamilyStudy):
                  f"{self.cfg['tokens']:,} tokens of a synthetic task mixture, "
                  f"{cube.sizes['seed']} seed(s), r = {sampling['r']}, K_max = {sampling['k_max']:,} "
                  "(paper: 0.03B–2.4B models, K_max 1e5)")
-        out = []
+        out = ClaimList(self.preset, scale)
 
-        def add(cid, statement, paper, source, target, tol, ours, detail="", premises=()):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, scale, premises=premises))
+        add = out.add
 
         check = fits["sampling"].to_dataset()
         add("sampling_matches_exact", "PassUntil's sampled estimate agrees with the exact "

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import Claim, ClaimList
 from scaling_atlas.cubes import grid_from_records
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
@@ -286,14 +286,12 @@ class MatrixSensingStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claims(self, cube, fits) -> list[Claim]:
-        cfg, r, out = self.cfg, self.cfg["r"], []
+        cfg, r = self.cfg, self.cfg["r"]
         over = [k for k in cube["k"].values if k > r]
         deviation = (f"n = {cfg['n']}, r = {r}, {cfg['operator']} operator, T = {cfg['steps']}"
                      + (" (population limit: A = identity)" if cfg["operator"] == "population" else ""))
-
-        def add(cid, statement, paper, source, target, tol, ours, detail=""):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, deviation))
+        out = ClaimList(self.preset, deviation)
+        add = out.add
 
         has = set(cube["param"].values)
         if "sym" in has and over:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import Claim, ClaimList
 from scaling_atlas.cubes import describe_variables
 from scaling_atlas.datasets import obtain
 from scaling_atlas.figures import new_figure
@@ -643,11 +643,8 @@ class PublishedStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claims(self, cube, fits) -> list[Claim]:
-        preset = self.preset
-        out: list[Claim] = []
-
-        def claim(cid, statement, paper, source, target, tol, ours, detail="", dev=""):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail, preset, dev))
+        out = ClaimList(self.preset)
+        claim = out.add
 
         huber = fits["epoch_huber"].to_dataset()
         est = dict(zip(huber["parameter"].values.tolist(), huber["estimate"].values))
@@ -736,7 +733,7 @@ class PublishedStudy(Study):
             refit = test.sel(parameters="refit", size_m=size)
             claim(f"mpl_{size}m_refit_r2", f"MPL refit on 3 schedules, {size}M: mean test R² "
                   "(within 0.002 of the published fit)", f"{r2}", "code", r2, 0.002,
-                  refit["r2"].mean(), dev="refit with L-BFGS-B on log-Huber (authors: AdamW)")
+                  refit["r2"].mean(), deviations="refit with L-BFGS-B on log-Huber (authors: AdamW)")
         tissue = fits["lr_annealing"].to_dataset()
         tissue_test = tissue.sel(schedule=tissue["is_test"])
         for size in MPL_SIZES:
@@ -745,7 +742,7 @@ class PublishedStudy(Study):
             claim(f"mpl_beats_lr_annealing_{size}m", f"MPL predicts held-out schedules better than "
                   f"the LR-annealing law, {size}M (1 = yes; mean test R² {mpl_r2:.4f} vs "
                   f"{tissue_r2:.4f})", "MPL more accurate", "paper", 1.0, 0.0,
-                  float(mpl_r2 > tissue_r2), dev="LR-annealing law refit by us on the MPL split")
+                  float(mpl_r2 > tissue_r2), deviations="LR-annealing law refit by us on the MPL split")
         return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import Claim, ClaimList
 from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import PowerLaw
@@ -286,15 +286,14 @@ class ResolutionStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claims(self, cube, fits) -> list[Claim]:
-        n, c, out = self.cfg["needle"], self.cfg["cost_model"], []
+        n, c = self.cfg["needle"], self.cfg["cost_model"]
         toy = (f"toy: a {n['glyph']} px glyph among {n['classes']} in canvases of "
                f"{min(n['canvases'])}–{max(n['canvases'])} px, glimpse {n['glimpse']} px, patch "
                f"{n['patch']} px, {n['steps']} steps, {len(n['seeds'])} seed(s); PS3 is CLIP-scale "
                "pre-training on natural images")
 
-        def add(cid, statement, paper, source, target, tol, ours, detail="", deviation=toy):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, deviation))
+        out = ClaimList(self.preset, toy)
+        add = out.add
 
         published = cube["published_tokens"]
         has = np.isfinite(published)
@@ -302,12 +301,12 @@ class ResolutionStudy(Study):
             "difference from the published table", "729 / 2,916 / 11,664 / 72,900 tokens",
             "paper", 0.0, 0.0,
             float(np.abs(cube["global_tokens"] - published).where(has).max()) if has.any() else np.nan,
-            deviation="")
+            deviations="")
         scales = [r for r in cost.PUBLISHED_TOKENS if r in cube["resolution"].values]
         add("all_scales_tokens", "tokens of all four scales together", "88,209", "paper",
             cost.PUBLISHED_ALL_SCALES, 0,
             sum(cost.tokens(r, c["patch"]) for r in scales) if len(scales) == 4 else np.nan,
-            deviation="")
+            deviations="")
         top = int(cube["resolution"].values.max())
         ratio = float(cube["global_flops"].sel(resolution=top) / cube["selective_flops"].sel(resolution=top))
         add("compute_ratio_4k", f"global / selective encoding compute at {top} px (log10 of the "
@@ -315,7 +314,7 @@ class ResolutionStudy(Study):
             "79× less pre-training compute than SigLIP at 4K", "paper (teaser)",
             math.log10(79), 0.5, math.log10(ratio),
             f"= {ratio:.0f}× (forward FLOPs of one image, SigLIP-so400m shape)",
-            deviation="analytic forward cost of one image (2NT + 4LdT²) with one look of "
+            deviations="analytic forward cost of one image (2NT + 4LdT²) with one look of "
                       f"{c['patches_per_look']} patches; the paper's figure counts its own "
                       "pre-training recipe")
         acc = fits["accuracy_mean"]

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats as scipy_stats
 
-from scaling_atlas.claims import Claim, Premise
+from scaling_atlas.claims import Claim, ClaimList, Premise
 from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
@@ -163,6 +163,8 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
                       + (f"; B ≥ the corpus entropy rate {float(floor):.4f} nats/token" if bounded else ""),
             width_law_offset_floor=float(floor) if bounded else math.nan,
             alpha_m=float(law.natural_["alpha"]), alpha_m_se=float(se.get("alpha", math.nan)),
+            # Student t with the fit's residual degrees of freedom: few points, three parameters
+            alpha_m_t95=float(scipy_stats.t.ppf(0.975, max(len(points) - 3, 1))),
             token_zipf_exponent=float(cube.attrs["token_zipf_exponent"]),
             represented_rule="row norm ≥ ½ median row norm",
             excluded_diverged_runs=diverged,
@@ -259,12 +261,8 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         deviation = (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
                      f"{self.cfg['tokens']:,} training tokens each, {self.cfg['corpus']['source']} "
                      "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
-        out = []
-
-        def add(cid, statement, paper, source, target, tol, ours, detail="", ci=(math.nan, math.nan),
-                premises=()):
-            out.append(Claim(cid, statement, paper, source, target, tol, float(ours), detail,
-                             self.preset, deviation, ci_low=ci[0], ci_high=ci[1], premises=premises))
+        out = ClaimList(self.preset, deviation)
+        add = out.add
 
         fitted, _ = without_diverged(cube)
         plateau = self.plateau_premise(cube, fitted["final_val_loss"].values)
@@ -273,10 +271,10 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
             "smallest represented fraction over widths", "all rows non-zero in every LLM", "code",
             1.0, 0.05, float(fits["represented_fraction_min"].min()),
             f"(norm ≥ ½ median, over the {cube.sizes['token'] - fits.attrs['unseen_tokens']} "
-            "tokens that occur in the training data; no CI)", premises=(plateau,))
+            "tokens that occur in the training data)", premises=(plateau,))
         add("all_tokens_represented_paper", "no token row is near zero (the paper's test: norm ≥ "
             "0.1 median), smallest fraction over widths", "all rows non-zero in every LLM", "code",
-            1.0, 0.05, float(fits["represented_fraction_paper_min"].min()), "(no CI)",
+            1.0, 0.05, float(fits["represented_fraction_paper_min"].min()), "",
             premises=(plateau,))
         energy = fits["mean_direction_energy"].values
         add("overlap_slope", "mean squared overlap ∝ 1/m (slope against 1/m, raw rows as the "
@@ -297,8 +295,9 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         k = float(np.polyfit(np.log(m.astype(float)), np.log(n_params), 1)[0])
         width_premises = (plateau, self.lr_premise(cube),
                           self.bound_premise(fits.attrs, " (offset B above the entropy rate)"))
-        ci = (alpha - 1.96 * se, alpha + 1.96 * se)
-        detail = f"± {se:.2f} (Gauss-Newton SE; CI ± 1.96 SE); our family N ∝ m^{k:.2f}"
+        t = fits.attrs["alpha_m_t95"]
+        ci = (alpha - t * se, alpha + t * se)
+        detail = f"± {se:.2f} (Gauss-Newton SE; CI ± {t:.2f} SE, Student t); our family N ∝ m^{k:.2f}"
         add("width_exponent", "loss L = A/m^α + B with α ≈ 1 (paper's LLM joint fit, models with "
             "N ∝ m^2.5)", "α_m = 0.91 ± 0.04", "nb", 0.91, 0.25, alpha, detail, ci=ci,
             premises=(*width_premises, Premise("the paper's model shapes (N ∝ m^k, k = 2.5 ± 0.3)",
@@ -311,6 +310,6 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
             f"(N ∝ m^k, k = {k:.2f})", f"{basis} → α_m = {k * alpha_n:.2f}", "derived",
             k * alpha_n, 0.25 * k * alpha_n, alpha, detail, ci=ci, premises=width_premises)
         add("token_zipf", "token frequencies are Zipf-like with exponent ≈ 1", "α ≈ 1", "code",
-            1.0, 0.3, fits.attrs["token_zipf_exponent"], "(no CI)",
+            1.0, 0.3, fits.attrs["token_zipf_exponent"], "",
             premises=(self.set_by_construction_premise("token Zipf exponent (grammar.token_zipf)"),))
         return out
