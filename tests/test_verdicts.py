@@ -94,3 +94,14 @@ def test_parameters_at_bound_are_reported():
     assert fit.parameters_at_bound() == ["e"] and fit.attributes()["parameters_at_bound"] == "e"
     free = LawFit("power_law_offset").fit({"x": x}, y)
     assert free.parameters_at_bound() == [] and free.attributes()["parameters_at_bound"] == "none"
+
+
+def test_claim_list_fills_preset_and_deviations():
+    from scaling_atlas.claims import ClaimList
+
+    out = ClaimList("quick", "our scale")
+    out.add("a", "s", "p", "paper", 1.0, 0.1, 1.05)
+    out.add("b", "s", "p", "paper", 1.0, 0.1, 1.0, "detail", "its own deviation", ci=(0.5, 1.5))
+    assert [c.preset for c in out] == ["quick", "quick"]
+    assert [c.deviations for c in out] == ["our scale", "its own deviation"]
+    assert [c.verdict for c in out] == ["pass", "inconclusive"]

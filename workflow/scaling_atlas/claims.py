@@ -107,8 +107,8 @@ class ClaimList(list):
         self.preset, self.deviations = preset, deviations
 
     def add(self, claim_id: str, statement: str, paper_value: str, source: str, target: float,
-            tolerance: float, ours: float, detail: str = "", *, ci=(math.nan, math.nan),
-            premises=(), deviations: str | None = None) -> Claim:
+            tolerance: float, ours: float, detail: str = "", deviations: str | None = None, *,
+            ci=(math.nan, math.nan), premises=()) -> Claim:
         claim = Claim(claim_id, statement, paper_value, source, target, tolerance, ours, detail,
                       self.preset, self.deviations if deviations is None else deviations,
                       ci_low=ci[0], ci_high=ci[1], premises=premises)
