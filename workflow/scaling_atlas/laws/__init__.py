@@ -18,7 +18,7 @@ from scaling_atlas.laws.compute_optimal import (
     optimal_allocation,
     weighted_power_law,
 )
-from scaling_atlas.laws.engine import FitDataError, LawFit
+from scaling_atlas.laws.engine import FitDataError, FitWarning, LawFit
 from scaling_atlas.laws.forms import REGISTRY, LawForm, Param, get_form, grid, register_form
 from scaling_atlas.laws.objectives import Objective
 from scaling_atlas.laws.powerlaw import PowerLaw, fit_power_law_over
@@ -31,7 +31,7 @@ from scaling_atlas.laws.validation import (
 )
 
 __all__ = [
-    "FitDataError", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
+    "FitDataError", "FitWarning", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
     "PowerLaw", "REGISTRY", "chinchilla_derived", "compute_cut_score", "envelope_optima",
     "fit_isoflop", "fit_power_law_over", "get_form", "grid", "holdout_score", "isoflop_optima",
     "leave_largest_out", "lr_areas", "lr_schedule", "optimal_allocation", "register_form",

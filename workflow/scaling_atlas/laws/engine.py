@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -45,10 +46,71 @@ class FitDataError(ValueError):
     """The data cannot be fitted as given; the message names the problem and the rows."""
 
 
+class FitWarning(UserWarning):
+    """The fit ran, but the data barely determine it (e.g. as many points as parameters)."""
+
+
 def _rows(labels, mask, limit=8) -> str:
     bad = [str(label) for label in np.asarray(labels)[mask]]
     more = f" … ({len(bad)} rows)" if len(bad) > limit else ""
     return ", ".join(bad[:limit]) + more
+
+
+#: Start × point cells evaluated at once while screening (32 MiB per float array).
+_BLOCK = 1 << 22
+
+
+def _aligned(values, X, what):
+    """``values`` in the order of ``X``'s rows: pandas objects are matched by index label."""
+    if isinstance(values, (pd.Series, pd.DataFrame)) and isinstance(X, pd.DataFrame):
+        if isinstance(values, pd.DataFrame):
+            if values.shape[1] != 1:
+                raise FitDataError(f"the {what} is a table with {values.shape[1]} columns; "
+                                   "pass one column")
+            values = values.iloc[:, 0]
+        if values.index.equals(X.index):
+            return values
+        if not X.index.is_unique or not values.index.is_unique:
+            raise FitDataError(f"the {what} and X have different indexes and one of them has "
+                               "repeated labels: they cannot be matched row by row")
+        extra = values.index.difference(X.index)
+        absent = X.index.difference(values.index)
+        if len(extra) or len(absent):
+            raise FitDataError(
+                f"the {what}'s index does not match X's: rows missing from the {what}: "
+                f"{_rows(absent, np.ones(len(absent), bool))}; rows not in X: "
+                f"{_rows(extra, np.ones(len(extra), bool))} (pass aligned data or plain arrays)"
+            )
+        return values.reindex(X.index)
+    return values
+
+
+def _numeric(values, name, labels) -> np.ndarray:
+    """A float array of ``values``; text, dates, durations and complex numbers are refused,
+    naming the column and the first offending rows."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise FitDataError(f"{name} must be one value per point (got shape {array.shape})")
+    if array.dtype.kind in "mM":
+        raise FitDataError(f"column {name!r} holds dates or durations ({array.dtype}); convert "
+                           "it to numbers in the unit you mean")
+    if array.dtype.kind == "c":
+        raise FitDataError(f"column {name!r} holds complex numbers; a law is fitted to real ones")
+    if array.dtype.kind in "fiub":
+        return array.astype(float)
+    out = np.empty(len(array))
+    bad = np.zeros(len(array), bool)
+    for i, value in enumerate(array):
+        if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)) or value is None:
+            out[i] = np.nan if value is None else float(value)
+        else:
+            bad[i] = True
+    if bad.any():
+        rows = labels if labels is not None and len(labels) == len(array) else np.arange(len(array))
+        first = array[bad][0]
+        raise FitDataError(f"non-numeric value(s) in column {name!r}, row(s) {_rows(rows, bad)} "
+                           f"(e.g. {first!r}); the law needs numbers")
+    return out
 
 
 def _available_cpus() -> int:
@@ -67,6 +129,10 @@ class LawFit:
     starts: None (the form's default grid), an (S, P) array, or a dict of per-parameter values
         (their product).
     top_k: how many of the best grid starts L-BFGS-B refines.
+    screen_points: above this many points, the start grid is screened and the ``top_k`` starts
+        refined on a fixed, seeded subsample of this many points; the ``final_k`` best distinct
+        results are then refined on every point (the result says so). None screens on all.
+    final_k: how many subsample optima are refined on all points.
     solver: ``lbfgsb`` or ``vpnls`` (variable projection: linear coefficients by NNLS for fixed
         exponents; least squares in linear space; forms with ``linear_basis``).
     bounds: per-parameter (lower, upper) overriding the form's.
@@ -82,6 +148,8 @@ class LawFit:
     objective: Objective = field(default_factory=Objective)
     starts: np.ndarray | dict | None = None
     top_k: int = 32
+    screen_points: int | None = 20_000
+    final_k: int = 4
     solver: str = "lbfgsb"
     bounds: dict | None = None
     nan_policy: str = "raise"
@@ -108,7 +176,11 @@ class LawFit:
 
     # ---- data ----------------------------------------------------------------------------------
     def _prepare(self, X, y, weights=None, groups=None, columns=None):
-        """Arrays of the form's variables and the target, after the bad-input checks."""
+        """Arrays of the form's variables and the target, after the bad-input checks.
+
+        A pandas target (or weights) is matched to a DataFrame ``X`` by index label, never by
+        position: a shuffled Series is realigned, one with other labels is refused.
+        """
         form = self.form
         columns = columns or {}
         labels = X.index.to_numpy() if isinstance(X, pd.DataFrame) else None
@@ -118,14 +190,29 @@ class LawFit:
                 f"missing column(s) {missing} for form {form.name!r} (it needs "
                 f"{', '.join(form.variables)}; map other names with columns={{...}})"
             )
-        arrays = {v: np.asarray(X[columns.get(v, v)], dtype=float) for v in form.variables}
-        y = np.asarray(y, dtype=float)
-        n = len(y)
+        arrays = {v: _numeric(X[columns.get(v, v)], columns.get(v, v), labels)
+                  for v in form.variables}
+        n = len(next(iter(arrays.values())))
         if labels is None:
             labels = np.arange(n)
-        if any(len(a) != n for a in arrays.values()):
-            raise FitDataError("the variables and the target have different lengths")
+        y = _numeric(_aligned(y, X, "target"), "target", labels)
+        if any(len(a) != len(y) for a in arrays.values()):
+            raise FitDataError(f"the variables have {n} rows and the target {len(y)}: "
+                               "they must have one value per point")
         finite = np.isfinite(y) & np.all([np.isfinite(a) for a in arrays.values()], axis=0)
+        w = None
+        if weights is not None:
+            w = _numeric(_aligned(weights, X, "weights"), "weights", labels)
+            if len(w) != len(y):
+                raise FitDataError(f"{len(w)} weights for {len(y)} points: give one weight "
+                                   "per point")
+            bad = ~np.isfinite(w)
+            if bad.any():
+                raise FitDataError(f"NaN or infinite weight in row(s) {_rows(labels, bad)}")
+            bad = w < 0
+            if bad.any():
+                raise FitDataError(f"negative weight in row(s) {_rows(labels, bad)}; weights "
+                                   "must be ≥ 0")
         dropped = []
         if not finite.all():
             if self.nan_policy == "raise":
@@ -149,14 +236,29 @@ class LawFit:
             if bad.any():
                 raise FitDataError(f"target outside (0, 1) in row(s) {_rows(labels, bad)} "
                                    "(the loglog space takes ln(−ln y) of probabilities)")
-        n_kept = int(keep.sum())
-        if n_kept < len(form.params):
+        if w is not None:
+            keep = keep & (w > 0)  # a zero weight is a point left out
+        n_kept, n_params = int(keep.sum()), len(form.params)
+        if n_kept < n_params:
             raise FitDataError(
-                f"{n_kept} usable points for {len(form.params)} parameters of form "
+                f"{n_kept} usable points for {n_params} parameters of form "
                 f"{form.name!r}: fewer points than parameters"
             )
         arrays = {v: a[keep] for v, a in arrays.items()}
-        w = None if weights is None else np.asarray(weights, float)[keep]
+        distinct = len(np.unique(np.column_stack([arrays[v] for v in form.variables]), axis=0))
+        if distinct < min(n_params, 2):
+            raise FitDataError(
+                f"all {n_kept} usable points have the same {', '.join(form.variables)}: a law "
+                "in them cannot be fitted"
+            )
+        if distinct < n_params:
+            raise FitDataError(
+                f"{n_kept} points at {distinct} distinct value(s) of "
+                f"{', '.join(form.variables)} for {n_params} parameters of form {form.name!r}: "
+                "the parameters are not determined (need more points than parameters, at "
+                "distinct values)"
+            )
+        w = None if w is None else w[keep]
         g = None if groups is None else np.asarray(groups)[keep]
         return arrays, y[keep], w, g, dropped
 
@@ -318,6 +420,17 @@ class LawFit:
         self.X_, self.y_, self.weights_, self.groups_ = Xa, ya, w, g
         self.n_points_, self.n_dropped_nan_, self.dropped_rows_ = len(ya), len(dropped), dropped
         self.excluded_ = excluded
+        n_distinct = len(np.unique(np.column_stack([Xa[v] for v in self.form.variables]), axis=0))
+        self.degrees_of_freedom_ = self.n_points_ - len(self.form.params)
+        self.fit_warnings_ = []
+        if self.degrees_of_freedom_ == 0 or n_distinct == len(self.form.params):
+            self.fit_warnings_.append(
+                f"{self.n_points_} points at {n_distinct} distinct values of "
+                f"{', '.join(self.form.variables)} for {len(self.form.params)} parameters: the law can "
+                "pass through the distinct points exactly; nothing is left to test it, and its CIs "
+                "mean little")
+        for text in self.fit_warnings_:
+            warnings.warn(text, FitWarning, stacklevel=2)
         if self.solver == "vpnls":
             self._fit_vpnls(Xa, ya, w)
         else:
@@ -325,30 +438,61 @@ class LawFit:
         self._finish()
         return self
 
+    def _screen(self, starts, X, y, w) -> np.ndarray:
+        """The objective at every start, in blocks of at most ``_BLOCK`` start × point cells
+        (memory linear in the points, whatever the number of starts)."""
+        per_block = max(1, _BLOCK // max(len(y), 1))
+        return np.concatenate([self._objective_values(starts[i : i + per_block], X, y, w)
+                               for i in range(0, len(starts), per_block)])
+
     def _fit_multistart(self, X, y, w):
         starts = self._start_grid()
-        screened = np.concatenate([
-            self._objective_values(starts[i : i + 512], X, y, w) for i in range(0, len(starts), 512)
-        ])
+        n = len(y)
+        sub = None
+        if self.screen_points is not None and n > self.screen_points:
+            sub = np.sort(np.random.default_rng(0).choice(n, self.screen_points, replace=False))
+        Xs, ys, ws = (X, y, w) if sub is None else (
+            {v: a[sub] for v, a in X.items()}, y[sub], None if w is None else w[sub])
+        screened = self._screen(starts, Xs, ys, ws)
         order = np.argsort(screened, kind="stable")
         order = order[np.isfinite(screened[order])][: self.top_k]
         if len(order) == 0:
             raise FitDataError("the objective is not finite at any start; check the data's scale "
                                "and the form's bounds")
-        results = [self._refine(starts[i], X, y, w, scale=self._start_scale(screened[i]))
+        results = [self._refine(starts[i], Xs, ys, ws, scale=self._start_scale(screened[i]))
                    for i in order]
+        n_refined = len(results)
+        if sub is not None:
+            # the best distinct subsample optima, refined on every point
+            ranked = sorted(results, key=lambda r: r.fun)
+            chosen = []
+            for r in ranked:
+                if not any(np.allclose(r.x, c.x, rtol=1e-4, atol=1e-6) for c in chosen):
+                    chosen.append(r)
+                if len(chosen) == self.final_k:
+                    break
+            results = []
+            for r in chosen:
+                value = float(self._objective_values(r.x[None, :], X, y, w)[0])
+                results.append(self._refine(r.x, X, y, w, scale=self._start_scale(value)))
         values = np.array([r.fun for r in results])
         best = int(np.argmin(values))
-        self.n_starts_, self.n_refined_ = len(starts), len(results)
+        self.n_starts_, self.n_refined_ = len(starts), n_refined
         self.refined_objectives_ = values
         # reached = within reach_rtol of the best, or within 1e-12 absolute when the fit is exact
         self.n_reached_best_ = int(np.sum(values <= values[best] * (1 + self.reach_rtol) + 1e-12))
         self.theta_ = results[best].x
         self.converged_, self.message_ = bool(results[best].success), str(results[best].message)
+        self.screen_points_ = n if sub is None else len(sub)
         self.initialisation_ = (
             f"{len(starts)} starts ({'form default grid' if self.starts is None else 'user grid'}) "
-            f"evaluated; best {len(results)} refined with L-BFGS-B"
+            f"evaluated; best {n_refined} refined with L-BFGS-B"
         )
+        if sub is not None:
+            self.initialisation_ += (
+                f" on a seeded subsample of {len(sub)} of the {n} points; the {len(results)} best "
+                "distinct optima then refined on every point"
+            )
 
     def _parameter_units(self, theta, X) -> np.ndarray:
         """Per-parameter units 1/‖∂r/∂θ_j‖ at the start: L-BFGS-B then sees parameters whose
@@ -535,6 +679,8 @@ class LawFit:
             "bounds": json.dumps({p: [str(lo), str(hi)] for p, (lo, hi)
                                   in zip(self.form.param_names, self.fit_bounds)}),
             "parameters_at_bound": ", ".join(self.parameters_at_bound()) or "none",
+            "degrees_of_freedom": self.degrees_of_freedom_,
+            "fit_warnings": "; ".join(self.fit_warnings_) or "none",
         }
         if self.draws_ is not None:
             attrs.update({k: str(v) for k, v in self.bootstrap_info_.items()})
