@@ -98,3 +98,49 @@ def test_a_plain_release_config_loads_unchanged(tmp_path):
 def test_make_verify_goes_through_the_safe_loader():
     recipe = (REPO / "Makefile").read_text().split("\nverify:", 1)[1].split("\n\n", 1)[0]
     assert "scaling_atlas.release rerun" in recipe and "--configfile" not in recipe
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"sha256": "zz", "kind": "table", "match": "exact"}, "sha256 is not 64 lowercase hex digits"),
+    ({"sha256": "a" * 64, "kind": "pickle", "match": "exact"}, "kind 'pickle' is not one of"),
+    ({"sha256": "a" * 64, "kind": "table", "match": "close"}, "match 'close' is not exact or tolerance"),
+    ({"sha256": "a" * 64, "kind": "table", "match": "tolerance", "rtol": "1e-2"}, "rtol '1e-2' is not"),
+    ("a" * 64, "not a mapping"),
+])
+def test_malformed_manifest_entries_are_named(tmp_path, entry, expected):
+    release = _release(tmp_path, "preset: ci\n", {"files": {"claims.csv": entry}})
+    with pytest.raises(ReceivedReleaseError, match=r"files\['claims.csv'\]: " + expected):
+        load_manifest(release)
+
+
+@pytest.mark.parametrize("name", ["../outside.csv", "/etc/passwd", "a/../../b.csv"])
+def test_manifest_paths_must_stay_inside_the_results(tmp_path, name):
+    entry = {"sha256": "a" * 64, "kind": "table", "match": "exact"}
+    release = _release(tmp_path, "preset: ci\n", {"files": {name: entry}})
+    with pytest.raises(ReceivedReleaseError, match="not a relative path inside the results folder"):
+        load_manifest(release)
+
+
+def test_tables_compare_numbers_as_numbers_and_name_only_changed_rows(tmp_path):
+    """#19 item 5: fits_summary.csv mixes numbers and text in one column; a last-digit change
+    within the tolerance is no difference, and only the rows that changed are named."""
+    from scaling_atlas.release import compare_table
+
+    header = "fit,parameter,value\n"
+    a = header + "approach2,a,0.5123456789\napproach2,method,bootstrap\napproach3,alpha,0.34\n"
+    b = header + "approach2,a,0.5123456788\napproach2,method,bootstrap\napproach3,alpha,0.36\n"
+    (tmp_path / "a.csv").write_text(a)
+    (tmp_path / "b.csv").write_text(b)
+    assert compare_table(tmp_path / "a.csv", tmp_path / "a.csv", 0.0) == []
+    within = compare_table(tmp_path / "a.csv", tmp_path / "b.csv", 1e-2)
+    assert within == ["column value: parameter alpha differ (beyond rtol 0.01)"]
+    exact = compare_table(tmp_path / "a.csv", tmp_path / "b.csv", 0.0)
+    assert exact == ["column value: parameter a, parameter alpha differ (exactly)"]
+    # with no unique, unchanged column, rows are named by number
+    (tmp_path / "e.csv").write_text("fit,value\nx,1\nx,2\n")
+    (tmp_path / "f.csv").write_text("fit,value\nx,1\nx,3\n")
+    assert compare_table(tmp_path / "e.csv", tmp_path / "f.csv", 0.0) == ["column value: row 2 differ (exactly)"]
+    # a unique, unchanged column names the rows
+    (tmp_path / "c.csv").write_text("claim,ours\nalpha,0.5\nbeta,text\n")
+    (tmp_path / "d.csv").write_text("claim,ours\nalpha,0.5\nbeta,other\n")
+    assert compare_table(tmp_path / "c.csv", tmp_path / "d.csv", 0.0) == ["column ours: claim beta differ (exactly)"]

@@ -35,7 +35,8 @@ def release(ci_run):
 def test_release_contents(release):
     manifest = json.loads((release / "MANIFEST.json").read_text())
     sums = (release / "SHA256SUMS").read_text().splitlines()
-    names = {line.split("  ", 1)[1] for line in sums}
+    names = {line.split("  ", 1)[1].removeprefix("files/") for line in sums}
+    assert all(line.split("  ", 1)[1].startswith("files/") for line in sums)
     for study in STUDIES:
         assert {f"{study}/cube.nc", f"{study}/fits.nc", f"{study}/claims.csv"} <= names
         assert any(n.startswith(f"{study}/figures/") and n.endswith(".png") for n in names)
@@ -97,9 +98,42 @@ def test_verify_names_every_difference(release, ci_run, tmp_path):
     assert "matrix_sensing/claims.csv: does not match the release bit for bit: column ours" in text
     assert "emergence/cube.nc: made from another config" in text
     assert "superposition/figures/loss_vs_m.png: missing from the results" in text
-    assert "release/SHA256SUMS: claims.csv: disagrees with MANIFEST.json" in text
+    assert "release/SHA256SUMS: files/claims.csv: disagrees with MANIFEST.json" in text
     assert "release/files/published/cube.nc: missing or altered" in text
     assert "config: this config" in text and "another config" in text
+
+
+def test_the_plain_checksum_tool_passes_on_an_intact_release(release):
+    """#19 item 5: `sha256sum -c SHA256SUMS` in the release folder finds every file."""
+    result = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=release,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(json.loads((release / "MANIFEST.json").read_text())["files"])
+    assert all(line.endswith(": OK") for line in lines)
+
+
+def test_verify_finds_extra_files_and_lines_and_malformed_sums(release, ci_run, tmp_path):
+    copy = tmp_path / "release"
+    shutil.copytree(release, copy)
+    (copy / "files/superposition/figures/extra.png").write_bytes(b"not from the release")
+    with open(copy / "SHA256SUMS", "a") as handle:
+        handle.write(("a" * 64) + "  files/planted.csv\n")
+        handle.write("this is not a checksum line\n")
+    text = "\n".join(str(d) for d in verify(copy, ci_run / "results"))
+    assert "release/files/superposition/figures/extra.png: not in MANIFEST.json" in text
+    assert "release/SHA256SUMS: files/planted.csv: listed but not in MANIFEST.json" in text
+    n = len((release / "SHA256SUMS").read_text().splitlines())
+    assert f"release/SHA256SUMS: SHA256SUMS line {n + 2} is not '<sha256>  <path>'" in text
+    # a line taken out
+    lines = (release / "SHA256SUMS").read_text().splitlines()
+    (copy / "SHA256SUMS").write_text("\n".join(lines[1:]) + "\n")
+    text = "\n".join(str(d) for d in verify(copy, ci_run / "results"))
+    assert f"release/SHA256SUMS: {lines[0].split('  ', 1)[1]}: not listed" in text
+    # and the command line says so with no traceback
+    cli = subprocess.run([sys.executable, "-m", "scaling_atlas.release", "verify", str(copy),
+                          "--results", str(ci_run / "results")], capture_output=True, text=True)
+    assert cli.returncode == 1 and "not listed" in cli.stdout and "Traceback" not in cli.stderr
 
 
 def test_verify_allows_another_machine_but_not_other_software(release, ci_run, tmp_path):

@@ -48,6 +48,8 @@ from scaling_atlas.config import ConfigError, config_hash, validate_config
 STUDY_PATTERNS = ("cube.nc", "fits.nc", "fits_summary.csv", "claims.csv", "claims.md",
                   "figures/*.png", "figures/*.pdf")
 TOP_LEVEL = ("claims.csv", "claims.md", "claims_counts.csv")
+#: folder of a release holding the copies of the files it covers
+COPIES = "files"
 #: relative tolerance for numbers computed on a GPU (non-deterministic reductions, TF32/bf16)
 GPU_RTOL = 1e-2
 #: provenance that names the machine a file was made on: another machine may differ here only
@@ -104,9 +106,11 @@ def build_release(results: Path, release: Path, config: dict) -> list[Path]:
     devices = {s: str(attrs.get("device", "")) for s, attrs in cubes.items()}
     files = release_files(results, studies)
     entries = {str(name): manifest_entry(results, name, devices) for name in files}
-    write_text(release / "SHA256SUMS", "".join(f"{e['sha256']}  {name}\n" for name, e in entries.items()))
+    # paths as they lie in the release folder: `sha256sum -c SHA256SUMS` there checks the copies
+    write_text(release / "SHA256SUMS",
+               "".join(f"{e['sha256']}  {COPIES}/{name}\n" for name, e in entries.items()))
     for name in files:  # the numbers themselves, for checks within a tolerance
-        target = release / "files" / name
+        target = release / COPIES / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(results / name, target)
     manifest = {"config_hash": config_hash(config), "preset": config.get("preset", ""),
@@ -203,7 +207,74 @@ def load_manifest(release: Path) -> dict:
     epoch = manifest.get("source_date_epoch", "")
     if not (isinstance(epoch, str) and (epoch == "" or epoch.isdigit() and epoch.isascii())):
         raise ReceivedReleaseError(f"{path}: source_date_epoch {epoch!r} is not a whole number of seconds")
+    problems = []
+    for key in ("studies",):
+        value = manifest.get(key, [])
+        if not (isinstance(value, list) and all(isinstance(s, str) and s.isidentifier() for s in value)):
+            problems.append(f"'{key}' is not a list of study names")
+    for key in ("devices", "study_config_hashes"):
+        value = manifest.get(key, {})
+        if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+            problems.append(f"'{key}' is not a mapping of study names to text")
+    if not isinstance(manifest.get("config_hash", ""), str):
+        problems.append("'config_hash' is not text")
+    for name, entry in manifest["files"].items():
+        problem = _entry_problem(name, entry)
+        if problem:
+            problems.append(f"files[{name!r}]: {problem}")
+    if problems:
+        raise ReceivedReleaseError(f"{path}: not a valid release manifest:\n"
+                                   + "\n".join(f"  - {p}" for p in problems[:10]))
     return manifest
+
+
+def _safe_relative(name: str) -> bool:
+    """A path inside the folder it is relative to: no absolute path, no '..', no odd parts."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and all(
+        part not in ("..", ".", "") for part in parts) and "\\" not in name and "\n" not in name
+
+
+def _entry_problem(name, entry) -> str:
+    if not isinstance(name, str) or not _safe_relative(name):
+        return "not a relative path inside the results folder"
+    if not isinstance(entry, dict):
+        return "not a mapping"
+    sha = entry.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        return "sha256 is not 64 lowercase hex digits"
+    if entry.get("kind") not in ("netcdf", "table", "text", "figure", "file"):
+        return f"kind {entry.get('kind')!r} is not one of netcdf, table, text, figure, file"
+    if entry.get("match") not in ("exact", "tolerance"):
+        return f"match {entry.get('match')!r} is not exact or tolerance"
+    rtol = entry.get("rtol", 0.0)
+    if not (isinstance(rtol, (int, float)) and not isinstance(rtol, bool) and 0 <= rtol < 1):
+        return f"rtol {rtol!r} is not a number in [0, 1)"
+    return ""
+
+
+def read_checksums(release: Path) -> tuple[dict[str, str], list[str]]:
+    """``SHA256SUMS`` as {path in the release folder: sha256}, and its malformed lines (named
+    by number). The format is coreutils' ``<64 hex>  <path>``."""
+    path = Path(release) / "SHA256SUMS"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, ["SHA256SUMS is missing"]
+    except UnicodeDecodeError:
+        return {}, ["SHA256SUMS is not UTF-8 text"]
+    listed, problems = {}, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        sha, sep, name = line.partition("  ")
+        if not (sep and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) and name):
+            problems.append(f"SHA256SUMS line {number} is not '<sha256>  <path>': {line[:80]!r}")
+        elif name in listed:
+            problems.append(f"SHA256SUMS line {number}: {name} is listed twice")
+        else:
+            listed[name] = sha
+    return listed, problems
 
 
 def rerun(release: Path, cores: int = 2, snakemake_args: tuple[str, ...] = ()) -> int:
@@ -286,19 +357,44 @@ def compare_netcdf(expected: Path, actual: Path, rtol: float) -> list[str]:
     return _compare_arrays(a, b, rtol, "")
 
 
+def _cell_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _cells_agree(u: str, v: str, rtol: float) -> bool:
+    """Two cells of a CSV: equal text, or both numbers within ``rtol`` (NaN equals NaN), so
+    that a column mixing numbers and text is compared cell by cell, numbers as numbers."""
+    if u == v:
+        return True
+    x, y = _cell_number(u), _cell_number(v)
+    if x is None or y is None:
+        return False
+    if np.isnan(x) or np.isnan(y):
+        return bool(np.isnan(x) and np.isnan(y))
+    return bool(np.isclose(x, y, rtol=rtol, atol=0.0))
+
+
 def compare_table(expected: Path, actual: Path, rtol: float) -> list[str]:
-    a, b = pd.read_csv(expected), pd.read_csv(actual)
+    """A CSV cell by cell (read as text, so nothing is converted on the way): rows are named
+    by the first column whose values are unique and unchanged (e.g. a claim's id), or by number."""
+    read = dict(dtype=str, keep_default_na=False)
+    a, b = pd.read_csv(expected, **read), pd.read_csv(actual, **read)
     if list(a.columns) != list(b.columns) or len(a) != len(b):
-        return [f"table shape or columns differ ({len(b)} rows vs {len(a)})"]
+        return [f"table shape or columns differ ({len(b)} rows × {len(b.columns)} columns vs "
+                f"{len(a)} × {len(a.columns)})"]
+    key = next((c for c in a.columns if a[c].is_unique and (a[c] == b[c]).all()), None)
+    label = (lambda i: f"{key} {a[key].iloc[i]}") if key is not None else (lambda i: f"row {i + 1}")
     problems = []
     for column in a.columns:
-        x, y = a[column], b[column]
-        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
-            if not np.allclose(x.to_numpy(float), y.to_numpy(float), rtol=rtol, atol=0, equal_nan=True):
-                problems.append(f"column {column}: numbers differ beyond rtol {rtol:g}")
-        elif not x.fillna("").astype(str).equals(y.fillna("").astype(str)):
-            rows = [i for i, (u, v) in enumerate(zip(x.astype(str), y.astype(str))) if u != v]
-            problems.append(f"column {column}: rows {rows[:5]} differ")
+        rows = [i for i, (u, v) in enumerate(zip(a[column], b[column])) if not _cells_agree(u, v, rtol)]
+        if rows:
+            rule = f"beyond rtol {rtol:g}" if rtol else "exactly"
+            more = f" … ({len(rows)} rows)" if len(rows) > 5 else ""
+            problems.append(f"column {column}: {', '.join(label(i) for i in rows[:5])}{more} "
+                            f"differ ({rule})")
     return problems
 
 
@@ -308,16 +404,30 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
     release, results = Path(release), Path(results)
     manifest = load_manifest(release)
     differences = []
-    listed = dict(reversed(line.split("  ", 1)) for line in
-                  (release / "SHA256SUMS").read_text().splitlines() if line.strip())
+    listed, malformed = read_checksums(release)
+    differences += [Difference("release/SHA256SUMS", problem) for problem in malformed]
     for name, entry in manifest["files"].items():
-        copy = release / "files" / name
-        if listed.get(name) != entry["sha256"]:
-            differences.append(Difference(f"release/SHA256SUMS: {name}", "disagrees with MANIFEST.json "
-                                                                         "(the release was edited)"))
-        if not copy.exists() or sha256_of(copy) != entry["sha256"]:
-            differences.append(Difference(f"release/files/{name}", "missing or altered: its sha256 "
-                                                                   "is not the manifest's"))
+        copy = release / COPIES / name
+        sha = listed.get(f"{COPIES}/{name}")
+        if sha is None:
+            differences.append(Difference(f"release/SHA256SUMS: {COPIES}/{name}",
+                                          "not listed (the release was edited)"))
+        elif sha != entry["sha256"]:
+            differences.append(Difference(f"release/SHA256SUMS: {COPIES}/{name}", "disagrees with "
+                                          "MANIFEST.json (the release was edited)"))
+        if not copy.is_file() or sha256_of(copy) != entry["sha256"]:
+            differences.append(Difference(f"release/{COPIES}/{name}", "missing or altered: its sha256 "
+                                                                      "is not the manifest's"))
+    expected_lines = {f"{COPIES}/{name}" for name in manifest["files"]}
+    for name in sorted(set(listed) - expected_lines):
+        differences.append(Difference(f"release/SHA256SUMS: {name}", "listed but not in MANIFEST.json "
+                                                                     "(the release was edited)"))
+    copies = release / COPIES
+    present = {str(p.relative_to(copies)) for p in copies.rglob("*") if not p.is_dir()} \
+        if copies.is_dir() else set()
+    for name in sorted(present - set(manifest["files"])):
+        differences.append(Difference(f"release/{COPIES}/{name}", "not in MANIFEST.json (an extra "
+                                                                  "file: the release was edited)"))
     if config is not None and config_hash(config) != manifest["config_hash"]:
         differences.append(Difference("config", f"this config (hash {config_hash(config)}) is not the "
                                                 f"release's ({manifest['config_hash']}): a release from "
@@ -337,7 +447,7 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
             continue
         tolerant = entry["match"] == "tolerance"
         rtol = entry.get("rtol", 0.0) if tolerant else 0.0
-        reference = release / "files" / name
+        reference = release / COPIES / name
         problems = []
         if entry["kind"] in ("netcdf", "table") and reference.exists():
             compare = compare_netcdf if entry["kind"] == "netcdf" else compare_table
