@@ -7,7 +7,7 @@ PRESET ?=
 CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml,)
 BIN := $(VENV)/bin
 
-.PHONY: install run report test lint release verify bench clean
+.PHONY: install check run report test lint release verify bench clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable ".[test]"
 	touch $@
 
-run: install
+# the config is read and validated first: a YAML error names its line, a missing preset its name
+check: install
+	$(BIN)/python -m scaling_atlas.config check $(CONFIG_ARGS)
+
+run: check
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --report results/report.html
 
@@ -36,7 +40,7 @@ lint: install
 
 # A release of the results: manifest, config, environment, scorecard, report and rule graph in
 # results/release/. The date in every file is the commit's, so two builds of one commit match.
-release: install
+release: check
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(BIN)/snakemake release --cores $(CORES) $(CONFIG_ARGS)
 
 # Re-run a received release (RELEASE=folder, default results/release) with its own config and

@@ -45,7 +45,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
     checkpoint.previous_path(path).write_bytes(b"not a checkpoint")
     warnings.clear()
     assert checkpoint.load(path, warn=warnings.append) is None
-    assert "training from scratch" in warnings[-1]
+    assert "no usable checkpoint" in warnings[-1]
 
 
 def test_a_save_killed_between_keeping_and_writing_resumes_from_the_kept_one(tmp_path):
@@ -163,3 +163,34 @@ def test_the_same_preset_twice_gives_bit_identical_outputs(ci_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for path in targets + figures:
         assert sha256(workdir / path) == sha256(ci_run / path), path
+
+
+# ---- housekeeping (#19 item 9) -------------------------------------------------------------------
+def test_removing_a_checkpoint_takes_its_checksum_and_previous_version(tmp_path):
+    path = tmp_path / "group-abc.pt"
+    checkpoint.save({"step": torch.tensor(1)}, path)
+    checkpoint.save({"step": torch.tensor(2)}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "group-abc.prev.pt", "group-abc.prev.pt.sha256", "group-abc.pt", "group-abc.pt.sha256"]
+    checkpoint.remove(path)
+    assert list(tmp_path.iterdir()) == []
+    folder = tmp_path / "shard"
+    checkpoint.save({"x": torch.zeros(1000)}, folder / "run.pt")
+    assert checkpoint.clear_folder(folder) > 4000 and not folder.exists()
+    assert checkpoint.clear_folder(folder) == 0
+
+
+def test_a_finished_toy_group_leaves_only_its_results_and_logs_what_it_does(tmp_path):
+    from scaling_atlas.studies import get_study
+
+    config = validate_config(load_config("ci"))
+    study = get_study("superposition", config)
+    runs = next(iter(study.shards().values()))[:2]
+    runs = [type(r).from_params({**r.params, "steps": 30, "curve_points": 5, "last_steps": 10,
+                                 "eval_samples": 1000}) for r in runs]
+    messages = []
+    study.train_shard(runs, CPU, tmp_path, "sequential", messages.append)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"{r.run_id}.result.pt{s}" for r in runs for s in ("", ".sha256")), names
+    assert not any("resumed" in m for m in messages)
+    assert any("from step 0" in m for m in messages)

@@ -70,8 +70,19 @@ StrictValidator = validators.extend(
         {"integer": _is_integer, "number": _is_number}))
 
 
+def short_list(values, limit: int = 8) -> str:
+    """``[a, b, c, … (n values)]``: a list for a message that stays one line however long."""
+    values = list(values)
+    if len(values) <= limit:
+        return "[" + ", ".join(map(str, values)) + "]"
+    return "[" + ", ".join(map(str, values[:limit])) + f", … ({len(values)} values)]"
+
+
 def _explain(error) -> str:
     value = error.instance
+    if "propertyNames" in error.schema_path:
+        return (f"{value!r} is not a valid study name: start with a letter, then letters, digits "
+                "or underscores only (it names a folder under results/)")
     if error.validator == "type" and isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not a finite number"
     if error.validator == "type" and error.validator_value == "integer" and isinstance(value, float) \
@@ -118,7 +129,15 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         section = fill_defaults(section, kind_schema)
         filled["studies"][name] = section
         study = study_class(section["kind"])(name, section, filled)
-        problems += [f"{prefix}.{p}" for p in study.validate()]
+        study_problems = study.validate()
+        problems += [f"{prefix}.{p}" for p in study_problems]
+        if not study_problems:
+            count = study.run_count()
+            if count > filled["max_runs"]:
+                problems.append(
+                    f"{prefix}: the grid has {count:,} runs, more than max_runs "
+                    f"({filled['max_runs']:,}); shrink its lists or raise max_runs "
+                    "(rule: max_runs)")
     if problems:
         raise ConfigError(problems)
     return filled
@@ -128,3 +147,78 @@ def config_hash(section: Any) -> str:
     """Stable hash of a JSON-able config fragment (key order does not matter)."""
     canonical = json.dumps(section, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+DEFAULT_CONFIG = Path("config/config.yaml")
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """Snakemake's rule for several config files: later values win, dicts merge key by key."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One config file, read with YAML's safe loader; a missing file or a YAML syntax error
+    becomes a ConfigError naming the file (and line and column)."""
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        if path.parent.name == "presets":
+            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            hint = f" (presets: {', '.join(known) or 'none'})"
+        raise ConfigError([f"{path}: no such config file{hint}"])
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(part) for part in (error.context, error.problem) if part)
+        raise ConfigError([f"{path}{where}: YAML syntax error: {problem}"]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{path}: not readable as YAML: {error}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: a config file is a mapping of keys, not a "
+                           f"{type(data).__name__}"])
+    return data
+
+
+def check_files(files: list[str | Path], default: Path | None = DEFAULT_CONFIG) -> dict:
+    """The config Snakemake would see for ``--configfile FILES`` (the default file first),
+    validated; raises ConfigError before any Snakemake process starts."""
+    config: dict = {}
+    for path in ([default] if default else []) + [Path(f) for f in files]:
+        _merge(config, read_config_file(path))
+    return validate_config(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scaling_atlas.config check [--configfile FILE ...]``: what ``make run``
+    calls before Snakemake, so that a YAML error names its line and a missing preset its name."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m scaling_atlas.config")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="read and validate the config files, run nothing")
+    check.add_argument("--configfile", nargs="*", default=[], action="extend",
+                       help="config files applied after config/config.yaml, as Snakemake does")
+    args = parser.parse_args(argv)
+    try:
+        config = check_files(args.configfile)
+    except ConfigError as error:
+        sys.stderr.write(f"Scaling Atlas: {error}\nNo job was started; fix the config and rerun.\n")
+        return 1
+    print(f"config ok: preset {config['preset']}, studies {', '.join(config['studies'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

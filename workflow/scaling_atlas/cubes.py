@@ -183,3 +183,114 @@ def flat_summary(fits: xr.Dataset | xr.DataTree) -> pd.DataFrame:
 
 def _index_label(index) -> str:
     return ",".join(map(str, index)) if isinstance(index, tuple) else str(index)
+
+
+# ---- shard checks before assembly (#19 item 4) ----------------------------------------------------
+class ShardError(RuntimeError):
+    """A shard result cannot be trusted; the message names the file and how to rebuild it."""
+
+
+def _rebuild_hint(path) -> str:
+    return (f"delete it (rm {path}) and rerun: Snakemake retrains that shard alone, the others "
+            "are kept")
+
+
+def read_shard(path: str | os.PathLike) -> xr.Dataset:
+    """A shard result, or a ShardError naming the file when it is not a readable NetCDF file
+    (a truncated copy, a disk fault): rerunning would fail the same way until it is deleted."""
+    try:
+        return open_cube(path)
+    except Exception as error:  # netCDF4/HDF5 raise OSError, RuntimeError or ValueError
+        raise ShardError(f"shard {path} is unreadable ({type(error).__name__}: "
+                         f"{str(error)[:200]}); {_rebuild_hint(path)}") from None
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds (for messages: -1.0, not np.float64(-1.0))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (float, np.floating)) or isinstance(b, (float, np.floating)):
+        try:
+            x, y = float(a), float(b)
+        except (TypeError, ValueError):
+            return False
+        return x == y or (np.isnan(x) and np.isnan(y))
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return int(a) == int(b)
+    return str(a) == str(b)
+
+
+def shard_problems(ds: xr.Dataset, planned: pd.DataFrame, finite: Iterable[str] = (),
+                   flag: str = "diverged", measured: Iterable[str] = ()) -> list[str]:
+    """How a shard result disagrees with its rows of ``manifest.tsv``: other run ids, a planned
+    parameter stored along ``run`` that is not exactly the planned value (except ``measured``
+    ones, which the run itself sets, such as the tokens actually seen), a diverged flag that is not 0 or 1, a
+    result that should be finite and is not, or a run whose every number is NaN, unless the
+    run is marked diverged."""
+    problems = []
+    if "run" not in ds.dims:
+        return ["has no run dimension"]
+    runs = [str(r) for r in ds["run"].values]
+    planned_ids = [str(r) for r in planned["run_id"]]
+    extra, absent = sorted(set(runs) - set(planned_ids)), sorted(set(planned_ids) - set(runs))
+    if extra or absent or len(runs) != len(set(runs)):
+        return [f"holds runs {extra[:4]} the manifest does not plan for it and lacks "
+                f"{absent[:4]} ({len(runs)} runs, {len(planned_ids)} planned)"]
+    rows = planned.set_index("run_id").loc[runs]
+    for column in rows.columns:  # the planned values a run is placed by in the cube
+        if column not in ds.variables or column in ("run", *measured) or ds[column].dims != ("run",):
+            continue
+        for run, found, expected in zip(runs, ds[column].values, rows[column].to_numpy()):
+            if pd.isna(expected) and not isinstance(found, (float, np.floating)):
+                continue  # not planned for this run (e.g. the width of a data scorer)
+            if not _same(found, expected):
+                problems.append(f"run {run}: {column} is {_plain(found)!r}, the manifest plans "
+                                f"{_plain(expected)!r}")
+    diverged = np.zeros(len(runs), bool)
+    if flag in ds.variables:
+        values = ds[flag].values.astype(float)
+        bad = ~np.isin(values, (0.0, 1.0))
+        problems += [f"run {run}: {flag} is {_plain(v)!r}, not 0 or 1" for run, v in
+                     zip(np.asarray(runs)[bad], values[bad])]
+        diverged = values == 1.0
+    numbers = [name for name, var in ds.data_vars.items()
+               if var.dims[:1] == ("run",) and var.dtype.kind == "f" and name != flag]
+    for i, run in enumerate(runs):
+        if diverged[i]:
+            continue
+        for name in finite:
+            if name in ds.data_vars and not np.all(np.isfinite(ds[name].isel(run=i).values)):
+                problems.append(f"run {run}: {name} is not finite, and the run is not marked "
+                                f"{flag}")
+        if numbers and not any(np.isfinite(ds[name].isel(run=i).values).any() for name in numbers):
+            problems.append(f"run {run}: every result is NaN, and the run is not marked {flag}")
+    return problems
+
+
+def check_shards(paths: Iterable[str | os.PathLike], manifest: pd.DataFrame,
+                 finite: Iterable[str] = (), measured: Iterable[str] = ()) -> list[xr.Dataset]:
+    """Read every shard result and check it against ``manifest`` (as read from manifest.tsv);
+    raise a ShardError naming each bad shard and how to rebuild it."""
+    shards, problems = [], []
+    finite, measured = tuple(finite), tuple(measured)
+    for path in paths:
+        ds = read_shard(path)
+        name = os.path.splitext(os.path.basename(path))[0]
+        found = shard_problems(ds, manifest[manifest["shard"] == name], finite,
+                               measured=measured)
+        if found:
+            shown = "; ".join(found[:5]) + (f"; … ({len(found)} problems)" if len(found) > 5 else "")
+            problems.append(f"shard {path}: {shown}. {_rebuild_hint(path)}")
+        shards.append(ds)
+    if problems:
+        raise ShardError("shard results do not match the manifest:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+    return shards
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """manifest.tsv (pandas reads floats back exactly as it wrote them: shortest round-trip
+    text; tested by the shard checks, which compare coordinates exactly)."""
+    return pd.read_csv(path, sep="\t")

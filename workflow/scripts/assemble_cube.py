@@ -2,17 +2,19 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 import xarray as xr
 
-from scaling_atlas.cubes import drop_machine_measurements, missing_attributes, open_cube, write_netcdf
+from scaling_atlas.cubes import (check_shards, drop_machine_measurements, missing_attributes,
+                                 open_cube, read_manifest, write_netcdf)
 from scaling_atlas.workflow_io import job_of, logged, study_of
 
 with logged(snakemake.log[0]) as log:  # noqa: F821
     study = study_of(snakemake)  # noqa: F821
-    shards = [open_cube(path) for path in snakemake.input.shards]  # noqa: F821
-    planned = set(pd.read_csv(snakemake.input.manifest, sep="\t")["run_id"])  # noqa: F821
+    manifest = read_manifest(snakemake.input.manifest)  # noqa: F821
+    # every shard checked against the manifest before anything is combined (#19 item 4)
+    shards = check_shards(snakemake.input.shards, manifest, study.finite_results,  # noqa: F821
+                          study.measured_in_shard)
+    planned = set(manifest["run_id"])
     trained = {run for ds in shards for run in ds["run"].values.tolist()}
     if planned != trained:
         raise RuntimeError(

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from scaling_atlas.cubes import write_netcdf
+from scaling_atlas.train import checkpoint
 from scaling_atlas.train.device import accounted, configure_determinism, describe, select_device
 from scaling_atlas.workflow_io import job_of, logged, study_of
 
@@ -23,4 +24,6 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
         )
     usage = {f"job_{key}": value for key, value in usage.items()}
     write_netcdf(results, snakemake.output[0], {**study.provenance(describe(device), job_of(snakemake)), **usage})  # noqa: F821
-    log.info("done")
+    # the result file is written: the shard's checkpoints have no further use
+    freed = checkpoint.clear_folder(snakemake.params.ckpt_dir)  # noqa: F821
+    log.info("done; removed the shard's checkpoints (%.1f MB)", freed / 1e6)

@@ -49,6 +49,11 @@ class Study(ABC):
         """Every run of the grid, each with a stable id from its scientific parameters."""
 
     @abstractmethod
+    def run_count(self) -> int:
+        """How many runs ``runs()`` would return, counted without expanding the grid (config
+        validation refuses a grid above ``max_runs`` before anything is built)."""
+
+    @abstractmethod
     def shape_key(self, run: Run) -> Hashable:
         """Runs with equal keys can train together in one batched program."""
 
@@ -112,6 +117,13 @@ class Study(ABC):
     @abstractmethod
     def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
         """The paper's claims with our values, tolerances and verdicts."""
+
+    #: per-run results that must be finite in a shard unless the run is marked diverged
+    #: (assembly refuses a shard that breaks this; see ``cubes.shard_problems``)
+    finite_results: ClassVar[tuple[str, ...]] = ()
+    #: planned parameters a shard stores as measured (e.g. tokens actually seen, rounded up to
+    #: whole steps), so not compared with the manifest
+    measured_in_shard: ClassVar[tuple[str, ...]] = ()
 
     #: cores of the fit_laws job (bootstrap workers)
     fit_threads: ClassVar[int] = 2

@@ -66,9 +66,11 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     def _isoflop_points(self):
         """(budget, width, N, D, steps) of every pair of the grid, trained or not."""
         seq_tokens = self.cfg["batch_size"] * self.cfg["seq_len"]
+        sizes = {width: parameter_counts(self.model_config(width))["total"]
+                 for width in self.cfg["widths"]}
         for budget in self.cfg["budgets"]:
             for width in self.cfg["widths"]:
-                n = parameter_counts(self.model_config(width))["total"]
+                n = sizes[width]
                 tokens = budget / (6 * n)
                 yield budget, width, n, tokens, tokens / seq_tokens
 
@@ -105,7 +107,13 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         for i, budget in enumerate(self.cfg["budgets"]):
             sizes = sorted(trained.get(budget, []))
             n_star = self.expected_optimum(budget)
-            if not sizes or not sizes[0] < n_star < sizes[-1]:
+            if not sizes:
+                problems.append(
+                    f"budgets[{i}]: C = {budget:.3g} FLOP trains no size: every width gives fewer "
+                    f"than min_steps = {self.cfg['min_steps']} steps or more than "
+                    f"max_tokens_per_parameter = {self.cfg['max_tokens_per_parameter']:g} tokens "
+                    "per parameter; widen those limits or move the budget")
+            elif not sizes[0] < n_star < sizes[-1]:
                 span = f"N = {sizes[0]:,}–{sizes[-1]:,}" if sizes else "no size"
                 problems.append(
                     f"budgets[{i}]: C = {budget:.3g} FLOP trains {span}, which does not bracket its "
@@ -124,6 +132,9 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return [{"budget": float(budget), "width": width, "tokens": int(round(tokens)), "seed": seed}
                 for budget, width, n, tokens, steps in self._trained_points()
                 for seed in self.cfg["seeds"]]
+
+    def grid_size(self) -> int:
+        return len(self._trained_points()) * len(self.cfg["seeds"])
 
     def _within_ratio(self, tokens_per_parameter: float) -> bool:
         limit = self.cfg["max_tokens_per_parameter"]

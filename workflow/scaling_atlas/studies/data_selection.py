@@ -70,6 +70,7 @@ def seed_and_document_bootstrap(hits_a: np.ndarray, hits_b: np.ndarray, resample
 
 class DataSelectionStudy(Study):
     kind = "data_selection"
+    finite_results = ("final_val_loss",)
     title = "Data selection by AttentionInfluence: a toy of Hua et al. (2025)"
     figures = {
         "head_scores": "Scorer heads: retrieval score on the key–value probe (left; the masked "
@@ -131,6 +132,10 @@ class DataSelectionStudy(Study):
                         "steps": c["strong"]["steps"], "selected_share": c["selected_share"],
                         **shared}))
         return runs
+
+    def run_count(self) -> int:
+        c = self.cfg
+        return len(c["seeds"]) * (1 + len(c["strong"]["widths"]) * len(CONDITIONS))
 
     def shape_key(self, run: Run) -> Hashable:
         return run["seed"]

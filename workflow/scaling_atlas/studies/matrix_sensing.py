@@ -11,6 +11,7 @@ Spec: shared/reference/matrix-sensing.md.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Hashable
@@ -21,6 +22,7 @@ import torch
 import xarray as xr
 
 from scaling_atlas.claims import Claim, ClaimList
+from scaling_atlas.config import short_list
 from scaling_atlas.cubes import grid_from_records
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
@@ -69,11 +71,11 @@ class MatrixSensingStudy(Study):
             problems.append(f"r: rank r = {r} must be below n = {n} (rule: r < n)")
         small = [k for k in cfg["ks"] if k < r]
         if small:
-            problems.append(f"ks: k = {small} below the rank r = {r}; the factorisation cannot "
+            problems.append(f"ks: k = {short_list(small)} below the rank r = {r}; the factorisation cannot "
                             "represent M* (rule: k ≥ r)")
         wide = [k for k in cfg["ks"] if k > n]
         if wide:
-            problems.append(f"ks: k = {wide} exceed n = {n} (rule: k ≤ n)")
+            problems.append(f"ks: k = {short_list(wide)} exceed n = {n} (rule: k ≤ n)")
         if cfg["operator"] == "gaussian" and cfg["measurements"] < 5 * n * r:
             problems.append(
                 f"measurements: m = {cfg['measurements']} is too few for n = {n}, r = {r}: "
@@ -97,6 +99,10 @@ class MatrixSensingStudy(Study):
             for param in cfg["params"] for k in cfg["ks"] for alpha in cfg["alphas"]
             for eta in cfg["step_sizes"] for seed in cfg["seeds"]
         ]
+
+    def run_count(self) -> int:
+        cfg = self.cfg
+        return math.prod(len(cfg[key]) for key in ("params", "ks", "alphas", "step_sizes", "seeds"))
 
     def shape_key(self, run: Run) -> Hashable:
         return (run["n"], run["operator"], run["measurements"], run["steps"])

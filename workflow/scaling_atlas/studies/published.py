@@ -137,9 +137,34 @@ class PublishedStudy(Study):
                       "(lines) per schedule, 25M model; the three training schedules are solid.",
     }
 
+    def validate(self) -> list[str]:
+        """The mirror folder must be there before any job: the reshaped Porian and Gadre tables
+        come only from it, and with ``source: mirror`` every file does."""
+        from scaling_atlas.datasets import is_verbatim, mirror_pins
+
+        cfg = self.cfg
+        mirror = cfg["mirror_dir"]
+        needed = sorted(name for name in mirror_pins()
+                        if cfg["source"] == "mirror" or not is_verbatim(name))
+        if not needed:
+            return []
+        if not mirror:
+            return [f"mirror_dir: null, but {', '.join(needed)} can only come from a mirror "
+                    "folder (rule: mirror needed)"]
+        if not Path(mirror).is_dir():
+            return [f"mirror_dir: {mirror} does not exist (from {Path.cwd()}); point it at a copy "
+                    "of shared/data/published (rule: mirror needed)"]
+        absent = [name for name in needed if not (Path(mirror) / name).is_file()]
+        if absent:
+            return [f"mirror_dir: {mirror} lacks {', '.join(absent)} (rule: mirror needed)"]
+        return []
+
     # ---- grid: nothing to train -------------------------------------------------------------------
     def runs(self):
         return []
+
+    def run_count(self) -> int:
+        return 0
 
     def shape_key(self, run):  # pragma: no cover - no runs
         return ()

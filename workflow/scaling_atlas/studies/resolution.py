@@ -35,6 +35,7 @@ EVAL_SEED = 424242  # the held-out canvases: the same for every model
 
 class ResolutionStudy(Study):
     kind = "resolution"
+    finite_results = ("accuracy", "final_train_loss")
     title = "Resolution scaling at near-constant cost: a toy of PS3 (Shi et al. 2025)"
     figures = {
         "cost_model": "Analytic cost of a ViT encoder (SigLIP-so400m/14 shape) per image: global "
@@ -85,11 +86,18 @@ class ResolutionStudy(Study):
         return problems
 
     # ---- grid ----------------------------------------------------------------------------------
-    def runs(self) -> list[Run]:
+    def _points(self) -> set[tuple]:
         n = self.cfg["needle"]
         points = {("downsample", canvas, 0) for canvas in n["canvases"]}
         points |= {("select", canvas, n["k_fixed"]) for canvas in n["canvases"]}
-        points |= {("select", n["k_canvas"], k) for k in n["ks"]}
+        return points | {("select", n["k_canvas"], k) for k in n["ks"]}
+
+    def run_count(self) -> int:
+        return len(self._points()) * len(self.cfg["needle"]["seeds"])
+
+    def runs(self) -> list[Run]:
+        n = self.cfg["needle"]
+        points = self._points()
         common = {key: n[key] for key in ("glyph", "classes", "lit", "amplitude", "patch", "glimpse",
                                           "steps", "batch_size", "lr", "eval_images")}
         return [Run.from_params({"model": model, "canvas": canvas, "k": k, "seed": seed, **common,

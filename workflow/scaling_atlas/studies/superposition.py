@@ -20,6 +20,7 @@ import torch
 import xarray as xr
 
 from scaling_atlas.claims import Claim
+from scaling_atlas.config import short_list
 from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import label_widths, new_figure
 from scaling_atlas.laws import fit_power_law_over
@@ -62,6 +63,7 @@ COORD_ATTRS = {
 
 class SuperpositionStudy(Study):
     kind = "superposition"
+    finite_results = ("loss_eval", "loss_last", "loss_curve")
     title = "Superposition yields robust neural scaling (Liu, Liu & Gore 2025)"
     figures = {
         "loss_vs_m": "Final loss (paper units, fresh samples) against width m in the strong (most "
@@ -100,7 +102,7 @@ class SuperpositionStudy(Study):
         too_wide = [m for m in cfg["widths"] if m > n]
         if too_wide:
             problems.append(
-                f"widths: m = {too_wide} exceed n = {n}; the toy model compresses n features "
+                f"widths: m = {short_list(too_wide)} exceed n = {n}; the toy model compresses n features "
                 "into m ≤ n dimensions (rule: m ≤ n)"
             )
         fit_widths = [m for m in cfg["widths"] if m >= cfg["fit_min_m"]]
@@ -109,6 +111,11 @@ class SuperpositionStudy(Study):
                 f"widths: only {len(fit_widths)} width(s) ≥ fit_min_m = {cfg['fit_min_m']}; "
                 "α_m needs at least 2 (rule: ≥ 2 fitted widths)"
             )
+        if cfg["lr_rule"] == "width_scaled" and cfg["lr_bias"] is not None:
+            problems.append(
+                f"lr_bias: {cfg['lr_bias']} would be ignored: lr_rule width_scaled sets "
+                "lr_b = 2/m; remove lr_bias or use lr_rule: constant (rule: lr_bias needs "
+                "lr_rule constant)")
         for key in ("last_steps", "curve_points"):
             if cfg[key] > cfg["steps"]:
                 problems.append(
@@ -157,6 +164,11 @@ class SuperpositionStudy(Study):
                             }
                             runs.append(Run.from_params(params))
         return runs
+
+    def run_count(self) -> int:
+        cfg = self.cfg
+        return len(self.frequency_profiles()) * math.prod(
+            len(cfg[key]) for key in ("gammas", "densities", "widths", "seeds"))
 
     def shape_key(self, run: Run) -> Hashable:
         p = run.params
@@ -517,6 +529,8 @@ def train_group(
         for gen, gen_state in zip(gens, state["generators"]):
             gen.set_state(gen_state.cpu())  # generator states are CPU byte tensors, also for CUDA
         log(f"resumed {len(runs)} run(s) at step {start}/{steps}")
+    else:
+        log(f"training {len(runs)} run(s) from step 0")
     lr_W, lr_b, gamma = (
         torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)
         for key in ("lr_W", "lr_b", "gamma")
@@ -546,7 +560,7 @@ def train_group(
         result = finish_run(run, models.W[r], models.b[r], p[r], losses[r], gens[r], seconds)
         checkpoint.save(result, ckpt_dir / f"{run.run_id}.result.pt")
         results.append(result)
-    group_path.unlink(missing_ok=True)
+    checkpoint.remove(group_path)
     return results
 
 

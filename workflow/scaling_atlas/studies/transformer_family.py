@@ -40,6 +40,8 @@ class TransformerFamilyStudy(Study):
     """Base of the studies that train the transformer family on a prepared corpus."""
 
     has_corpus = True
+    finite_results = ("final_val_loss",)
+    measured_in_shard = ("tokens",)  # tokens seen: whole steps of batch × seq_len
     supports_lr_sweep = True
     compute_dtype = "float32 (bf16 autocast on CUDA)"
 
@@ -160,6 +162,13 @@ class TransformerFamilyStudy(Study):
                     "tied_head": fam["tied_head"], "corpus": corpus_id, **common, "lr": lr,
                     "seed_salt": self.config.get("seed_salt", 0)}))
         return out
+
+    def run_count(self) -> int:
+        return self.grid_size() * len(self.learning_rates())
+
+    def grid_size(self) -> int:
+        """len(grid()), counted without building it."""
+        return len(self.cfg["widths"]) * len(self.cfg["seeds"])
 
     def shape_key(self, run: Run) -> Hashable:
         return (run["width"], run["n_layer"])

@@ -5,8 +5,8 @@ Checkpoints live outside Snakemake's declared outputs (Snakemake deletes a job's
 rerunning it), so a killed job resumes where it stopped. Each save writes ``<name>.pt`` and a
 ``<name>.pt.sha256`` beside it, and keeps the previous good checkpoint as ``<name>.prev.pt``. A
 checkpoint whose bytes do not match its checksum (a disk fault, a half-copied file, an edit) is
-never trusted: loading falls back to the previous good one, or to training from scratch, and
-says so through ``warn``.
+never trusted: loading falls back to the previous good one, or to none, and says so through
+``warn``. A shard's folder is deleted once its result file is written (``clear_folder``).
 """
 
 from __future__ import annotations
@@ -59,13 +59,34 @@ def _verified(path: Path, device, warn: Callable[[str], None]) -> dict | None:
 
 def load(path: str | os.PathLike, device: torch.device | str = "cpu",
          warn: Callable[[str], None] = print) -> dict | None:
-    """The saved state, or the previous good one when the last is corrupt, or None (train from
-    scratch; a warning says why when a checkpoint existed but could not be trusted)."""
+    """The saved state, or the previous good one when the last is corrupt, or None (a warning
+    says why when a checkpoint existed but could not be trusted). What the caller then does
+    (resume, or start again) is the caller's to log: only it knows."""
     path = Path(path)
     state = _verified(path, device, warn)
     # the last save may also have died after keeping the previous one and before writing anew
     if state is None and (path.exists() or previous_path(path).exists()):
         state = _verified(previous_path(path), device, warn)
-        warn(f"resuming from the previous good checkpoint {previous_path(path)}" if state is not None
-             else f"no good checkpoint for {path}: training from scratch")
+        warn(f"using the previous good checkpoint {previous_path(path)}" if state is not None
+             else f"no usable checkpoint for {path}")
     return state
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete a checkpoint with its checksum and its kept previous version (and theirs)."""
+    path = Path(path)
+    for name in (path, previous_path(path)):
+        name.unlink(missing_ok=True)
+        _checksum_path(name).unlink(missing_ok=True)
+
+
+def clear_folder(folder: str | os.PathLike) -> int:
+    """Delete a finished shard's checkpoint folder; returns the bytes freed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    freed = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    return freed

@@ -249,6 +249,8 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
         diverged_at = state.get("diverged_at")
         log(f"{label}: resumed at step {start}/{total}"
             + (f" (diverged at step {diverged_at}: not trained further)" if diverged_at else ""))
+    elif state is not None:
+        log(f"{label}: its checkpoint is for another run (settings differ): training from step 0")
 
     def save(step):
         if ckpt_path:
