@@ -267,3 +267,54 @@ def test_a_missing_preset_is_named_with_the_presets_there_are():
     assert ok.returncode == 0 and "config ok: preset ci" in ok.stdout
     recipe = (REPO / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert recipe.startswith(" check")
+
+
+# ---- #17: IsoFLOP grids centred on each budget's optimum, and the regime rules --------------------
+REGIME = {"family": {"aspect_ratio": 128, "head_dim": 4}, "budgets": [3.0e+11, 1.0e+12, 3.0e+12, 1.0e+13],
+          "sizes_per_budget": 7, "size_ratio": 1.4, "batch_size": 4, "min_steps": 1000,
+          "seeds": [0, 1], "lr_sweep": [0.003, 0.01, 0.03], "regime_checks": True}
+
+
+def test_centred_grid_gives_each_budget_its_own_sizes_around_its_optimum():
+    from scaling_atlas.studies import get_study
+
+    config = validate_config(with_section(load_config(), "compute_optimal", **REGIME))
+    study = get_study("compute_optimal", config)
+    widths = study.budget_widths()
+    assert len(widths) == 4
+    for budget, chosen in widths.items():
+        sizes = sorted(study._size(w) for w in chosen)
+        n_star = study.expected_optimum(budget)
+        assert len(sizes) == 7 and sizes[0] < n_star < sizes[-1]
+        assert sizes[2] <= n_star * 1.5 and sizes[4] >= n_star / 1.5  # centred
+        spacing = (sizes[-1] / sizes[0]) ** (1 / 6)
+        assert 1.3 <= spacing <= 1.5
+    # every trained run ≥ 1000 steps; the pairs that are not trained are named in the cube's attrs
+    seq = config["studies"]["compute_optimal"]["batch_size"] * 64
+    assert all(p["tokens"] / seq >= 1000 for p in study.grid())
+    assert study.run_count() == len(study.runs()) == 4 * 7 * 2 * 3
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"budgets": [1.0e+12, 3.0e+12, 1.0e+13]}, "budgets: 3 budgets over 1.00 decades"),
+    ({"min_steps": 500}, "min_steps: 500; every trained run needs ≥ 1000 steps"),
+    ({"lr_sweep": []}, "lr_sweep: empty"),
+    ({"seeds": [0]}, "seeds: [0]; the regime needs ≥ 2 seeds"),
+    ({"batch_size": 8}, "budgets[0]: C = 3e+11 FLOP trains 6 sizes"),
+    ({"size_ratio": 2.0}, "spaced ×"),
+])
+def test_regime_checks_refuse_a_grid_that_cannot_measure_the_law(change, expected):
+    text = problems_of(with_section(load_config(), "compute_optimal", **{**REGIME, **change}))
+    assert expected in text and "rule: regime_checks" in text
+
+
+def test_superposition_lm_trains_each_width_to_a_fixed_tokens_per_parameter():
+    from scaling_atlas.models.transformer import parameter_counts
+    from scaling_atlas.studies import get_study
+
+    config = validate_config(with_section(load_config(), "superposition_lm", tokens_per_parameter=100))
+    study = get_study("superposition_lm", config)
+    for point in study.grid():
+        n = parameter_counts(study.model_config(point["width"]))["total"]
+        assert point["tokens"] == pytest.approx(100 * n, abs=1)
+    assert study.tokens_needed() >= max(p["tokens"] for p in study.grid())

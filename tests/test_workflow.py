@@ -125,6 +125,8 @@ def test_compute_optimal_end_to_end(ci_run):
     trained = cube["final_val_loss"].notnull()
     ratio = (cube["flops_6n"] / cube["budget"]).where(trained)
     assert float(abs(ratio - 1).max()) < 0.05 and int(trained.sum()) == 6
+    # pairs of the design that are not trained are named with the reason (none at ci)
+    assert isinstance(cube.attrs["untrained_pairs"], str)
     assert float(cube["final_val_loss"].max()) < np.log(128)  # below the uniform guess
     # the power-law grammar: its exact rule-use exponent is recorded with the corpus
     assert abs(meta["rule_zipf_exponent"] - 1.35) < 0.05 and meta["nesting_depth_uses"][3] > 0

@@ -63,23 +63,111 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     }
 
     # ---- grid ----------------------------------------------------------------------------------
+    #: widest model the centred grid may choose (a multiple of family.head_dim up to this)
+    MAX_LADDER_WIDTH = 4096
+
+    def _size(self, width: int) -> int:
+        cache = self.__dict__.setdefault("_sizes", {})
+        if width not in cache:
+            cache[width] = parameter_counts(self.model_config(width))["total"]
+        return cache[width]
+
+    def _ladder(self) -> list[tuple[int, int]]:
+        """(width, N) of every width the centred grid may pick: multiples of family.head_dim
+        whose embeddings stay within family.max_embedding_share, by N."""
+        if "_ladder_cache" not in self.__dict__:
+            fam = self.cfg["family"]
+            widths = range(2 * fam["head_dim"], self.MAX_LADDER_WIDTH + 1, fam["head_dim"])
+            self._ladder_cache = sorted(
+                (w, self._size(w)) for w in widths
+                if self.embedding_share(w) <= fam["max_embedding_share"])
+        return self._ladder_cache
+
+    def budget_widths(self) -> dict[float, list[int]]:
+        """The widths of each budget's IsoFLOP profile. With ``sizes_per_budget`` K > 0: the K
+        sizes N*·q^(k − (K−1)/2), k = 0 … K−1, around the budget's expected optimum N*
+        (q = ``size_ratio``), each rounded to the ladder width of nearest log N; otherwise
+        every width of ``widths`` at every budget."""
+        k_sizes = self.cfg["sizes_per_budget"]
+        if not k_sizes:
+            return {budget: list(self.cfg["widths"]) for budget in self.cfg["budgets"]}
+        ladder, ratio = self._ladder(), self.cfg["size_ratio"]
+        out = {}
+        for budget in self.cfg["budgets"]:
+            n_star, chosen = self.expected_optimum(budget), []
+            for k in range(k_sizes):
+                target = n_star * ratio ** (k - (k_sizes - 1) / 2)
+                width = min(ladder, key=lambda wn: abs(math.log(wn[1] / target)))[0]
+                if width not in chosen:
+                    chosen.append(width)
+            out[budget] = sorted(chosen)
+        return out
+
+    def widths(self) -> list[int]:
+        return sorted({w for ws in self.budget_widths().values() for w in ws})
+
     def _isoflop_points(self):
         """(budget, width, N, D, steps) of every pair of the grid, trained or not."""
         seq_tokens = self.cfg["batch_size"] * self.cfg["seq_len"]
-        sizes = {width: parameter_counts(self.model_config(width))["total"]
-                 for width in self.cfg["widths"]}
-        for budget in self.cfg["budgets"]:
-            for width in self.cfg["widths"]:
-                n = sizes[width]
+        for budget, widths in self.budget_widths().items():
+            for width in widths:
+                n = self._size(width)
                 tokens = budget / (6 * n)
                 yield budget, width, n, tokens, tokens / seq_tokens
+
+    def untrained_pairs(self) -> list[str]:
+        """Why each (budget, width) pair of the design is not trained (kept in the cube)."""
+        out = []
+        for budget, width, n, tokens, steps in self._isoflop_points():
+            if steps < self.cfg["min_steps"]:
+                out.append(f"C = {budget:.3g}, width {width} (N = {n:,}): {steps:.0f} steps < "
+                           f"min_steps = {self.cfg['min_steps']}")
+            elif not self._within_ratio(tokens / n):
+                out.append(f"C = {budget:.3g}, width {width} (N = {n:,}): D/N = {tokens / n:.3g} > "
+                           f"max_tokens_per_parameter = {self.cfg['max_tokens_per_parameter']:g}")
+        return out
+
+    def regime_problems(self) -> list[str]:
+        """Issue #17's rules for a grid that can measure the law (``regime_checks: true``, as in
+        the reproduce and paper presets): ≥ 4 budgets over ≥ 1.5 decades; per budget ≥ 7 trained
+        sizes spaced ×1.3–1.5 on average (each step within ×1.15–1.75: widths are discrete and
+        depth changes in steps); every
+        trained run ≥ 1000 steps; a per-size LR sweep; ≥ 2 seeds."""
+        cfg, problems = self.cfg, []
+        budgets = sorted(cfg["budgets"])
+        decades = math.log10(budgets[-1] / budgets[0])
+        if len(budgets) < 4 or decades < 1.5 - 5e-3:  # 3.16e16 → 1e18 counts as 1.5
+            problems.append(f"budgets: {len(budgets)} budgets over {decades:.2f} decades; the "
+                            "regime needs ≥ 4 over ≥ 1.5 decades (rule: regime_checks)")
+        if cfg["min_steps"] < 1000:
+            problems.append(f"min_steps: {cfg['min_steps']}; every trained run needs ≥ 1000 steps "
+                            "(rule: regime_checks)")
+        if not self.sweeps_lr:
+            problems.append("lr_sweep: empty; each size's peak LR must come from a sweep of ≥ 3 "
+                            "values (rule: regime_checks)")
+        if len(cfg["seeds"]) < 2:
+            problems.append(f"seeds: {cfg['seeds']}; the regime needs ≥ 2 seeds (rule: regime_checks)")
+        trained: dict[float, list[int]] = {}
+        for budget, width, n, tokens, steps in self._trained_points():
+            trained.setdefault(budget, []).append(n)
+        for i, budget in enumerate(cfg["budgets"]):
+            sizes = sorted(trained.get(budget, []))
+            ratios = [b / a for a, b in zip(sizes, sizes[1:])]
+            spacing = (sizes[-1] / sizes[0]) ** (1 / (len(sizes) - 1)) if len(sizes) > 1 else 0.0
+            if len(sizes) < 7 or not 1.3 <= spacing <= 1.5 or any(not 1.15 <= r <= 1.75 for r in ratios):
+                problems.append(
+                    f"budgets[{i}]: C = {budget:.3g} FLOP trains {len(sizes)} sizes, spaced "
+                    f"×{spacing:.2f} on average (steps {', '.join(f'{r:.2f}' for r in ratios)}); "
+                    "the regime needs ≥ 7 sizes spaced ×1.3–1.5 (set sizes_per_budget and "
+                    "size_ratio, or move the budget; rule: regime_checks)")
+        return problems
 
     def validate(self) -> list[str]:
         problems = super().validate()
         if problems:
             return problems
-        smallest = min(self.cfg["widths"])
-        for i, budget in enumerate(self.cfg["budgets"]):
+        for i, (budget, widths) in enumerate(self.budget_widths().items()):
+            smallest = min(widths)
             for b, width, n, tokens, steps in self._isoflop_points():
                 if b == budget and width == smallest and steps < self.cfg["min_steps"]:
                     need = 6 * n * self.cfg["min_steps"] * self.cfg["batch_size"] * self.cfg["seq_len"]
@@ -90,7 +178,10 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                         f"C ≥ {need:.3g})")
         if len(self.cfg["budgets"]) < 2:
             problems.append("budgets: Approaches 1 and 2 need at least 2 compute budgets")
-        return problems or self.bracketing_problems()
+        problems = problems or self.bracketing_problems()
+        if not problems and self.cfg["regime_checks"]:
+            problems = self.regime_problems()
+        return problems
 
     def expected_optimum(self, budget: float) -> float:
         """N* a budget is expected to have, from ``expected_tokens_per_parameter`` r (a prior
@@ -149,6 +240,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             "budget": ("compute budget C of the IsoFLOP grid (6·N·D)", "FLOP"),
             "width": ("model width d_model", "1"), "seed": ("training seed", "1")})
         cube.attrs["min_steps"] = self.cfg["min_steps"]
+        cube.attrs["untrained_pairs"] = "; ".join(self.untrained_pairs()) or "none"
         return cube
 
     # ---- fits ----------------------------------------------------------------------------------

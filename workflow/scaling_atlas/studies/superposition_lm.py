@@ -25,6 +25,7 @@ from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
+from scaling_atlas.models.transformer import parameter_counts
 from scaling_atlas.models.lm_heads import load_hf_unembedding, unembedding_statistics
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
@@ -49,6 +50,18 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
                          "(paper on real LLMs: α = 0.91 ± 0.04).",
         "token_frequency": "Rank-frequency of the training tokens, with the fitted Zipf exponent.",
     }
+
+    def tokens_of(self, width: int) -> int:
+        """Training tokens of a width: ``tokens_per_parameter`` × N when set (each width in the
+        same data regime D/N, issue #17), else the same ``tokens`` for every width."""
+        ratio = self.cfg["tokens_per_parameter"]
+        if not ratio:
+            return self.cfg["tokens"]
+        return int(math.ceil(ratio * parameter_counts(self.model_config(width))["total"]))
+
+    def grid(self) -> list[dict]:
+        return [{"width": width, "tokens": self.tokens_of(width), "seed": seed}
+                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
 
     def validate(self) -> list[str]:
         problems = super().validate()
@@ -258,8 +271,10 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
     # ---- claims --------------------------------------------------------------------------------
     def claims(self, cube, fits) -> list[Claim]:
         m = cube["width"].values
+        data = (f"D = {self.cfg['tokens_per_parameter']:g}·N training tokens per width"
+                if self.cfg["tokens_per_parameter"] else f"{self.cfg['tokens']:,} training tokens each")
         deviation = (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
-                     f"{self.cfg['tokens']:,} training tokens each, {self.cfg['corpus']['source']} "
+                     f"{data}, {self.cfg['corpus']['source']} "
                      "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
         out = ClaimList(self.preset, deviation)
         add = out.add
