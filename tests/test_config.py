@@ -318,3 +318,25 @@ def test_superposition_lm_trains_each_width_to_a_fixed_tokens_per_parameter():
         n = parameter_counts(study.model_config(point["width"]))["total"]
         assert point["tokens"] == pytest.approx(100 * n, abs=1)
     assert study.tokens_needed() >= max(p["tokens"] for p in study.grid())
+
+
+LM_REGIME = {"family": {"n_layer": 2}, "widths": [16, 24, 32, 48, 64, 96, 128],
+             "tokens_per_parameter": 100, "batch_size": 12, "lr_sweep": [0.003, 0.01, 0.03],
+             "regime_checks": True}
+
+
+def test_the_reproduce_width_grid_meets_the_regime_rules():
+    validate_config(with_section(load_config(), "superposition_lm", **LM_REGIME))
+    validate_config(load_config("reproduce"))  # both transformer blocks there are regime-valid
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"widths": [32, 48, 64, 96]}, "widths: N spans 0.91 decades (28,992–234,432)"),
+    ({"family": {"n_layer": 0}}, "family.n_layer: 0 lets depth follow the width"),
+    ({"tokens_per_parameter": 50}, "widths[0]: width 16 trains on D/N = 50"),
+    ({"batch_size": 32}, "widths[0]: width 16 trains 408 steps"),
+    ({"lr_sweep": []}, "lr_sweep: empty"),
+])
+def test_superposition_lm_regime_checks_name_the_key(change, expected):
+    text = problems_of(with_section(load_config(), "superposition_lm", **{**LM_REGIME, **change}))
+    assert f"studies.superposition_lm.{expected}" in text and "rule: regime_checks" in text

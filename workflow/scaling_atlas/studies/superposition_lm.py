@@ -71,6 +71,38 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
                                 "(expected a local Hugging Face checkpoint folder)")
         if len(self.cfg["widths"]) < 4:
             problems.append("widths: the width law A/m^α + B needs at least 4 widths")
+        if not problems and self.cfg["regime_checks"]:
+            problems = self.regime_problems()
+        return problems
+
+    def regime_problems(self) -> list[str]:
+        """Issue #17's rules for a width law that means something (``regime_checks: true``):
+        widths spanning ≥ 1.5 decades of N at one fixed depth ≥ 2, each trained to D/N ≥ 100
+        in ≥ 1000 steps, with the per-size LR sweep."""
+        cfg, problems = self.cfg, []
+        depth = cfg["family"]["n_layer"]
+        if depth < 2:
+            problems.append("family.n_layer: 0 lets depth follow the width; the width law is "
+                            "measured at one fixed depth ≥ 2 (rule: regime_checks)")
+        sizes = {w: parameter_counts(self.model_config(w))["total"] for w in cfg["widths"]}
+        decades = math.log10(max(sizes.values()) / min(sizes.values()))
+        if decades < 1.5 - 5e-3:
+            problems.append(f"widths: N spans {decades:.2f} decades ({min(sizes.values()):,}–"
+                            f"{max(sizes.values()):,}); the regime needs ≥ 1.5 (rule: regime_checks)")
+        per_step = cfg["batch_size"] * cfg["seq_len"]
+        for i, width in enumerate(cfg["widths"]):
+            tokens = self.tokens_of(width)
+            if tokens / sizes[width] < 100 - 1e-9:
+                problems.append(f"widths[{i}]: width {width} trains on D/N = "
+                                f"{tokens / sizes[width]:.3g}; the regime needs ≥ 100 (set "
+                                "tokens_per_parameter; rule: regime_checks)")
+            if tokens / per_step < 1000:
+                problems.append(f"widths[{i}]: width {width} trains {tokens / per_step:.0f} steps; "
+                                "every run needs ≥ 1000 (a smaller batch_size gives more; rule: "
+                                "regime_checks)")
+        if not self.sweeps_lr:
+            problems.append("lr_sweep: empty; each width's peak LR must come from a sweep of ≥ 3 "
+                            "values (rule: regime_checks)")
         return problems
 
     def run_extras(self, run, model, corpus_meta) -> dict:
