@@ -13,14 +13,10 @@ WORKFLOW_FILES = ("Snakefile", "config", "workflow", "envs", "profiles")
 
 
 def merged(base: dict, overlay: dict) -> dict:
-    """Snakemake's --configfile merge: nested dicts update, everything else replaces."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    """Snakemake's --configfile merge (nested dicts update, everything else replaces), on copies."""
+    from scaling_atlas.config import merge_configs
+
+    return merge_configs(copy.deepcopy(base), copy.deepcopy(overlay))
 
 
 def load_config(preset: str | None = None) -> dict:

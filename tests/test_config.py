@@ -283,7 +283,7 @@ def test_centred_grid_gives_each_budget_its_own_sizes_around_its_optimum():
     widths = study.budget_widths()
     assert len(widths) == 4
     for budget, chosen in widths.items():
-        sizes = sorted(study._size(w) for w in chosen)
+        sizes = sorted(study.model_size(w) for w in chosen)
         n_star = study.expected_optimum(budget)
         assert len(sizes) == 7 and sizes[0] < n_star < sizes[-1]
         assert sizes[2] <= n_star * 1.5 and sizes[4] >= n_star / 1.5  # centred

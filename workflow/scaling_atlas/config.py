@@ -152,11 +152,11 @@ def config_hash(section: Any) -> str:
 DEFAULT_CONFIG = Path("config/config.yaml")
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge_configs(base: dict, update: dict) -> dict:
     """Snakemake's rule for several config files: later values win, dicts merge key by key."""
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            merge_configs(base[key], value)
         else:
             base[key] = value
     return base
@@ -195,7 +195,7 @@ def check_files(files: list[str | Path], default: Path | None = DEFAULT_CONFIG) 
     validated; raises ConfigError before any Snakemake process starts."""
     config: dict = {}
     for path in ([default] if default else []) + [Path(f) for f in files]:
-        _merge(config, read_config_file(path))
+        merge_configs(config, read_config_file(path))
     return validate_config(config)
 
 

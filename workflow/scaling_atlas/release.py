@@ -235,13 +235,17 @@ def _safe_relative(name: str) -> bool:
         part not in ("..", ".", "") for part in parts) and "\\" not in name and "\n" not in name
 
 
+def _is_sha256(text) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def _entry_problem(name, entry) -> str:
     if not isinstance(name, str) or not _safe_relative(name):
         return "not a relative path inside the results folder"
     if not isinstance(entry, dict):
         return "not a mapping"
     sha = entry.get("sha256")
-    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+    if not _is_sha256(sha):
         return "sha256 is not 64 lowercase hex digits"
     if entry.get("kind") not in ("netcdf", "table", "text", "figure", "file"):
         return f"kind {entry.get('kind')!r} is not one of netcdf, table, text, figure, file"
@@ -268,7 +272,7 @@ def read_checksums(release: Path) -> tuple[dict[str, str], list[str]]:
         if not line.strip():
             continue
         sha, sep, name = line.partition("  ")
-        if not (sep and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) and name):
+        if not (sep and _is_sha256(sha) and name):
             problems.append(f"SHA256SUMS line {number} is not '<sha256>  <path>': {line[:80]!r}")
         elif name in listed:
             problems.append(f"SHA256SUMS line {number}: {name} is listed twice")

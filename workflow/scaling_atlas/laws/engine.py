@@ -260,7 +260,7 @@ class LawFit:
             )
         w = None if w is None else w[keep]
         g = None if groups is None else np.asarray(groups)[keep]
-        return arrays, y[keep], w, g, dropped
+        return arrays, y[keep], w, g, dropped, distinct
 
     def _start_grid(self) -> np.ndarray:
         starts = self.starts
@@ -416,11 +416,10 @@ class LawFit:
         groups: run/group labels for ``bootstrap(by="groups")``.
         excluded: which points were removed before the call and why (kept in the attributes).
         """
-        Xa, ya, w, g, dropped = self._prepare(X, y, weights, groups, columns)
+        Xa, ya, w, g, dropped, n_distinct = self._prepare(X, y, weights, groups, columns)
         self.X_, self.y_, self.weights_, self.groups_ = Xa, ya, w, g
         self.n_points_, self.n_dropped_nan_, self.dropped_rows_ = len(ya), len(dropped), dropped
         self.excluded_ = excluded
-        n_distinct = len(np.unique(np.column_stack([Xa[v] for v in self.form.variables]), axis=0))
         self.degrees_of_freedom_ = self.n_points_ - len(self.form.params)
         self.fit_warnings_ = []
         if self.degrees_of_freedom_ == 0 or n_distinct == len(self.form.params):

@@ -16,6 +16,7 @@ and Tissue et al.'s LR-annealing law on each width's loss curves, one horizon he
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,6 @@ from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
                                 isoflop_optima, lr_areas)
 from scaling_atlas.laws.compute_optimal import optimal_allocation, weighted_power_law
-from scaling_atlas.models.transformer import parameter_counts
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 from scaling_atlas.train.lm import LMTrainSpec, lr_sequence, warmup_steps
 
@@ -66,22 +66,14 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     #: widest model the centred grid may choose (a multiple of family.head_dim up to this)
     MAX_LADDER_WIDTH = 4096
 
-    def _size(self, width: int) -> int:
-        cache = self.__dict__.setdefault("_sizes", {})
-        if width not in cache:
-            cache[width] = parameter_counts(self.model_config(width))["total"]
-        return cache[width]
-
+    @cached_property
     def _ladder(self) -> list[tuple[int, int]]:
         """(width, N) of every width the centred grid may pick: multiples of family.head_dim
         whose embeddings stay within family.max_embedding_share, by N."""
-        if "_ladder_cache" not in self.__dict__:
-            fam = self.cfg["family"]
-            widths = range(2 * fam["head_dim"], self.MAX_LADDER_WIDTH + 1, fam["head_dim"])
-            self._ladder_cache = sorted(
-                (w, self._size(w)) for w in widths
-                if self.embedding_share(w) <= fam["max_embedding_share"])
-        return self._ladder_cache
+        fam = self.cfg["family"]
+        widths = range(2 * fam["head_dim"], self.MAX_LADDER_WIDTH + 1, fam["head_dim"])
+        return sorted((w, self.model_size(w)) for w in widths
+                      if self.embedding_share(w) <= fam["max_embedding_share"])
 
     def budget_widths(self) -> dict[float, list[int]]:
         """The widths of each budget's IsoFLOP profile. With ``sizes_per_budget`` K > 0: the K
@@ -91,7 +83,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         k_sizes = self.cfg["sizes_per_budget"]
         if not k_sizes:
             return {budget: list(self.cfg["widths"]) for budget in self.cfg["budgets"]}
-        ladder, ratio = self._ladder(), self.cfg["size_ratio"]
+        ladder, ratio = self._ladder, self.cfg["size_ratio"]
         out = {}
         for budget in self.cfg["budgets"]:
             n_star, chosen = self.expected_optimum(budget), []
@@ -111,7 +103,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         seq_tokens = self.cfg["batch_size"] * self.cfg["seq_len"]
         for budget, widths in self.budget_widths().items():
             for width in widths:
-                n = self._size(width)
+                n = self.model_size(width)
                 tokens = budget / (6 * n)
                 yield budget, width, n, tokens, tokens / seq_tokens
 

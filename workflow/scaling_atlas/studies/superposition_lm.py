@@ -25,7 +25,6 @@ from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
-from scaling_atlas.models.transformer import parameter_counts
 from scaling_atlas.models.lm_heads import load_hf_unembedding, unembedding_statistics
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
@@ -57,7 +56,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         ratio = self.cfg["tokens_per_parameter"]
         if not ratio:
             return self.cfg["tokens"]
-        return int(math.ceil(ratio * parameter_counts(self.model_config(width))["total"]))
+        return int(math.ceil(ratio * self.model_size(width)))
 
     def grid(self) -> list[dict]:
         return [{"width": width, "tokens": self.tokens_of(width), "seed": seed}
@@ -84,7 +83,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         if depth < 2:
             problems.append("family.n_layer: 0 lets depth follow the width; the width law is "
                             "measured at one fixed depth ≥ 2 (rule: regime_checks)")
-        sizes = {w: parameter_counts(self.model_config(w))["total"] for w in cfg["widths"]}
+        sizes = {w: self.model_size(w) for w in cfg["widths"]}
         decades = math.log10(max(sizes.values()) / min(sizes.values()))
         if decades < 1.5 - 5e-3:
             problems.append(f"widths: N spans {decades:.2f} decades ({min(sizes.values()):,}–"

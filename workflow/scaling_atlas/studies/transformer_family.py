@@ -58,6 +58,13 @@ class TransformerFamilyStudy(Study):
                                  n_layer=n_layer, n_head=n_head, seq_len=self.cfg["seq_len"],
                                  positions=fam["positions"], tied_head=fam["tied_head"])
 
+    def model_size(self, width: int) -> int:
+        """N of a width (all parameters, embeddings included), computed once per width."""
+        cache = self.__dict__.setdefault("_model_sizes", {})
+        if width not in cache:
+            cache[width] = parameter_counts(self.model_config(width))["total"]
+        return cache[width]
+
     def embedding_share(self, width: int) -> float:
         """Share of a model's parameters in its token (and position) embeddings and an untied
         head: scaling laws describe the non-embedding part, so it must dominate."""
