@@ -35,6 +35,27 @@ def shard_results(wildcards):
     )
 
 
+def tuning_shard_results(wildcards):
+    """The shards whose results choose what the others train with (a per-size LR sweep)."""
+    return expand(
+        "results/{study}/shards/{shard}.nc",
+        study=wildcards.study,
+        shard=STUDIES[wildcards.study].tuning_shards(),
+    )
+
+
+def shard_tuning(wildcards):
+    """What a shard's training reads from earlier jobs (the per-size LR choice), if anything.
+
+    ancient(): rewriting the choice with the same content must not retrain shards; tuned run
+    ids already hash their sweep's runs, and the cube refuses a run trained with a stale choice.
+    """
+    return [
+        ancient(path)
+        for path in STUDIES[wildcards.study].shard_inputs(wildcards.shard)
+    ]
+
+
 def study_datasets(wildcards):
     """Every prepared external dataset of a study (none for studies that train)."""
     return expand(

@@ -65,6 +65,15 @@ class Study(ABC):
             self.runs(), self.shape_key, self.shard_label, self.cfg.get("max_runs_per_shard", 8)
         )
 
+    def tuning_shards(self) -> list[str]:
+        """Shards whose results set a choice the other shards train with (e.g. a per-size LR
+        sweep); rule choose_lr reads them. None by default."""
+        return []
+
+    def shard_inputs(self, shard: str) -> list[str]:
+        """Files besides the corpus that a shard's training reads (made by earlier jobs)."""
+        return []
+
     def manifest(self) -> pd.DataFrame:
         """One row per run: id, shard and parameters (the data-preparation product)."""
         rows = [

@@ -77,18 +77,24 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
 
     def budget_widths(self) -> dict[float, list[int]]:
         """The widths of each budget's IsoFLOP profile. With ``sizes_per_budget`` K > 0: the K
-        sizes N*·q^(k − (K−1)/2), k = 0 … K−1, around the budget's expected optimum N*
-        (q = ``size_ratio``), each rounded to the ladder width of nearest log N; otherwise
-        every width of ``widths`` at every budget."""
+        consecutive sizes around the budget's expected optimum N* on one geometric ladder
+        N_j = N₀·q^j shared by every budget (q = ``size_ratio``, N₀ the smallest budget's
+        N*·q^(−(K−1)/2)), each rounded to the ladder width of nearest log N. Budgets share their
+        sizes where their profiles overlap, so a per-size LR sweep (``lr_sweep_scope: size``)
+        tunes fewer widths. Otherwise every width of ``widths`` at every budget."""
         k_sizes = self.cfg["sizes_per_budget"]
         if not k_sizes:
             return {budget: list(self.cfg["widths"]) for budget in self.cfg["budgets"]}
         ladder, ratio = self._ladder, self.cfg["size_ratio"]
+        n_zero = self.expected_optimum(min(self.cfg["budgets"])) * ratio ** (-(k_sizes - 1) / 2)
         out = {}
         for budget in self.cfg["budgets"]:
-            n_star, chosen = self.expected_optimum(budget), []
-            for k in range(k_sizes):
-                target = n_star * ratio ** (k - (k_sizes - 1) / 2)
+            # index of the ladder size nearest N*, less half the profile: K sizes centred on N*
+            centre = math.log(self.expected_optimum(budget) / n_zero) / math.log(ratio)
+            first = round(centre - (k_sizes - 1) / 2)
+            chosen = []
+            for j in range(first, first + k_sizes):
+                target = n_zero * ratio ** j
                 width = min(ladder, key=lambda wn: abs(math.log(wn[1] / target)))[0]
                 if width not in chosen:
                     chosen.append(width)
@@ -247,9 +253,15 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         groups = {"approach1": self._approach1(cube), "approach2": self._approach2(points),
                   "approach3": self._approach3(points, cube),
                   "lr_annealing": self._lr_annealing(cube)}
-        protocol = (f"per-size peak LR: the best of the sweep {self.learning_rates()} for each "
-                    "(budget, width, seed); cosine to each run's own horizon" if self.sweeps_lr
-                    else BOOKKEEPING["LR protocol"])
+        if self.sweeps_per_size:
+            protocol = (f"per-size peak LR: each width's best of the sweep {self.learning_rates()} "
+                        "at its smallest budget (seed 0), reused at its other budgets and seeds; "
+                        "cosine to each run's own horizon")
+        elif self.sweeps_lr:
+            protocol = (f"per-size peak LR: the best of the sweep {self.learning_rates()} for each "
+                        "(budget, width, seed); cosine to each run's own horizon")
+        else:
+            protocol = BOOKKEEPING["LR protocol"]
         for ds in groups.values():
             ds.attrs.update({f"counting_{k}": v for k, v in BOOKKEEPING.items()})
             ds.attrs["counting_LR protocol"] = protocol

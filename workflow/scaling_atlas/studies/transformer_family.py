@@ -24,7 +24,7 @@ from scaling_atlas.corpus import grammar_spec, load_corpus
 from scaling_atlas.corpus.text import CorpusError, corpus_files
 from scaling_atlas.models.transformer import (TransformerConfig, family_shape, flops_per_token,
                                               parameter_counts)
-from scaling_atlas.runs import Run
+from scaling_atlas.runs import Run, stable_id
 from scaling_atlas.studies.base import Study
 from scaling_atlas.train.lm import LMTrainSpec, train_lm
 
@@ -155,33 +155,134 @@ class TransformerFamilyStudy(Study):
     def sweeps_lr(self) -> bool:
         return bool(self.cfg["lr_sweep"])
 
+    @property
+    def sweeps_per_size(self) -> bool:
+        """``lr_sweep_scope: size``: each width's LR is swept once, the choice reused."""
+        return self.sweeps_lr and self.cfg["lr_sweep_scope"] == "size"
+
+    #: a sweep run at a shorter horizon (lr_sweep_tokens_per_parameter) still gets this many
+    #: steps, unless the width's shortest grid point itself has fewer
+    SWEEP_MIN_STEPS = 1000
+
+    def sweep_plan(self) -> dict[int, tuple[dict, bool]]:
+        """Per width (``lr_sweep_scope: size``): the point its LR is swept at and whether that
+        point is a grid point (then the sweep's best run *is* that point's run: no rerun).
+
+        The sweep point is the width's shortest grid point with the first seed; with
+        ``lr_sweep_tokens_per_parameter`` r > 0 its horizon is cut to D = r·N tokens (at least
+        ``SWEEP_MIN_STEPS`` steps, never longer than that grid point)."""
+        first_seed = min(self.cfg["seeds"])
+        ratio = self.cfg["lr_sweep_tokens_per_parameter"]
+        per_step = self.cfg["batch_size"] * self.cfg["seq_len"]
+        plan: dict[int, tuple[dict, bool]] = {}
+        for point in self.grid():
+            if point["seed"] != first_seed:
+                continue
+            known = plan.get(point["width"])
+            if known is None or point["tokens"] < known[0]["tokens"]:
+                plan[point["width"]] = (point, True)
+        for width, (point, _) in plan.items():
+            if ratio:
+                horizon = max(math.ceil(ratio * self.model_size(width)),
+                              self.SWEEP_MIN_STEPS * per_step)
+                if horizon < point["tokens"]:
+                    plan[width] = ({**point, "tokens": horizon}, False)
+        return plan
+
     def runs(self) -> list[Run]:
         corpus_id = config_hash(self.corpus_config())[:12]
         common = {key: self.cfg[key] for key in TRAIN_KEYS}
         fam = self.cfg["family"]
-        out = []
-        for point in self.grid():
+
+        def make(point: dict, lr: float | None, **extra) -> Run:
             model = self.model_config(point["width"])
-            for lr in self.learning_rates():
-                out.append(Run.from_params({
-                    **point, "n_layer": model.n_layer, "n_head": model.n_head,
-                    "seq_len": model.seq_len, "positions": fam["positions"],
-                    "tied_head": fam["tied_head"], "corpus": corpus_id, **common, "lr": lr,
-                    "seed_salt": self.config.get("seed_salt", 0)}))
+            return Run.from_params({
+                **point, "n_layer": model.n_layer, "n_head": model.n_head,
+                "seq_len": model.seq_len, "positions": fam["positions"],
+                "tied_head": fam["tied_head"], "corpus": corpus_id, **common, "lr": lr,
+                "seed_salt": self.config.get("seed_salt", 0), **extra})
+
+        if not self.sweeps_per_size:
+            return [make(point, lr) for point in self.grid() for lr in self.learning_rates()]
+        out, sweep_of, plan = [], {}, self.sweep_plan()
+        for width, (point, _) in plan.items():
+            sweep = [make(point, lr, lr_stage="sweep") for lr in self.learning_rates()]
+            sweep_of[width] = stable_id({"runs": [run.run_id for run in sweep]})
+            out += sweep
+        for point in self.grid():
+            sweep_point, reused = plan[point["width"]]
+            if not (reused and point == sweep_point):
+                # lr None: the width's best LR of its sweep, read when the run starts; the id
+                # holds the sweep's, so a new sweep gives new runs
+                out.append(make(point, None, lr_stage="tuned", lr_sweep_runs=sweep_of[point["width"]]))
         return out
 
     def run_count(self) -> int:
-        return self.grid_size() * len(self.learning_rates())
+        if not self.sweeps_per_size:
+            return self.grid_size() * len(self.learning_rates())
+        plan = self.sweep_plan()
+        return (len(plan) * len(self.learning_rates()) + self.grid_size()
+                - sum(reused for _, reused in plan.values()))
 
     def grid_size(self) -> int:
         """len(grid()), counted without building it."""
         return len(self.cfg["widths"]) * len(self.cfg["seeds"])
 
+    # ---- the per-size LR choice (lr_sweep_scope: size) ----------------------------------------
+    @property
+    def lr_choice_path(self) -> Path:
+        return Path("results") / self.name / "lr_choice.tsv"
+
+    def tuning_shards(self) -> list[str]:
+        """Shards whose results choose the LR of the others (the sweep runs)."""
+        if not self.sweeps_per_size:
+            return []
+        return [name for name in self.shards() if name.startswith("sweep-")]
+
+    def shard_inputs(self, shard: str) -> list[str]:
+        """Files a shard's training reads besides the corpus: the per-size LR choice, for the
+        shards of tuned runs (sweep shards are labelled ``sweep-…``, see :meth:`shard_label`)."""
+        if not self.sweeps_per_size or shard.startswith("sweep-"):
+            return []
+        return [str(self.lr_choice_path)]
+
+    @staticmethod
+    def choose_size_lrs(sweep: pd.DataFrame) -> pd.DataFrame:
+        """One row per width from the sweep's runs (columns width, lr, final_val_loss,
+        diverged): the LR with the lowest final validation loss (a diverged or non-finite run is
+        never chosen), its loss, and whether it is the sweep's smallest or largest value.
+        Raises ValueError naming a width whose every LR diverged."""
+        rows = []
+        for width, group in sweep.groupby("width", sort=True):
+            group = group.sort_values("lr")
+            rates = group["lr"].to_numpy(float)
+            loss = group["final_val_loss"].to_numpy(float)
+            ok = np.isfinite(loss) & (group["diverged"].to_numpy(float) == 0)
+            if not ok.any():
+                raise ValueError(f"width {width}: every LR of the sweep "
+                                 f"({', '.join(f'{r:g}' for r in rates)}) diverged or gave no "
+                                 "finite loss; lower lr_sweep")
+            best = int(np.argmin(np.where(ok, loss, np.inf)))
+            rows.append({"width": int(width), "lr": float(rates[best]),
+                         "final_val_loss": float(loss[best]),
+                         "at_edge": int(best in (0, len(rates) - 1)), "sweep_runs": len(rates)})
+        return pd.DataFrame(rows, columns=["width", "lr", "final_val_loss", "at_edge", "sweep_runs"])
+
+    def chosen_lrs(self) -> dict[int, float]:
+        """width → peak LR, as the choose_lr job wrote it (lr_choice.tsv)."""
+        path = self.lr_choice_path
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the per-size LR choice is missing; the sweep's "
+                                    "shards and rule choose_lr make it")
+        table = pd.read_csv(path, sep="\t")
+        return {int(w): float(lr) for w, lr in zip(table["width"], table["lr"])}
+
     def shape_key(self, run: Run) -> Hashable:
-        return (run["width"], run["n_layer"])
+        return (run["width"], run["n_layer"], run.params.get("lr_stage", ""))
 
     def shard_label(self, run: Run) -> str:
-        return f"d{run['width']}-l{run['n_layer']}"
+        sweep = "sweep-" if run.params.get("lr_stage") == "sweep" else ""
+        return f"{sweep}d{run['width']}-l{run['n_layer']}"
 
     def tokens_needed(self) -> int:
         """Training tokens of the largest run (what the corpus must hold)."""
@@ -200,15 +301,22 @@ class TransformerFamilyStudy(Study):
         return prepare_corpus(cfg, self.tokens_needed(), out_dir, cache_dir, log)
 
     # ---- training ------------------------------------------------------------------------------
-    def train_spec(self, run: Run, device: torch.device) -> LMTrainSpec:
+    def train_spec(self, run: Run, device: torch.device, lr: float | None = None) -> LMTrainSpec:
+        """The run's training settings; ``lr`` gives the peak LR of a tuned run (its planned
+        ``lr`` is None: the width's sweep chooses it)."""
         compile_ = self.cfg["compile"]
+        keys = {key: run[key] for key in TRAIN_KEYS}
+        if keys["lr"] is None:
+            if lr is None:
+                raise ValueError(f"run {run.run_id}: a tuned run needs its width's chosen LR")
+            keys["lr"] = lr
         return LMTrainSpec(
             tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
             allow_repeat=self.corpus_config().get("allow_repeat", False),
             compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
             compile_mode=self.cfg["compile_mode"],
             checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
-            **{key: run[key] for key in TRAIN_KEYS})
+            **keys)
 
     def run_extras(self, run: Run, model, corpus_meta: dict) -> dict:
         """Extra per-run results: name → (dims after ``run``, values, coords)."""
@@ -216,10 +324,14 @@ class TransformerFamilyStudy(Study):
 
     def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
         train, val, meta = load_corpus(self.corpus_dir)
+        chosen = self.chosen_lrs() if any(run["lr"] is None for run in runs) else {}
         results = []
         for i, run in enumerate(runs):
             model_cfg = self.model_config(run["width"], meta["vocab_size"])
-            spec = self.train_spec(run, device)
+            spec = self.train_spec(run, device, chosen.get(run["width"]))
+            if run["lr"] is None:
+                log(f"run {run.run_id}: peak LR {spec.lr:g}, the best of width {run['width']}'s "
+                    f"sweep ({self.lr_choice_path})")
             log(f"run {i + 1}/{len(runs)} {run.run_id}: width {run['width']}, {model_cfg.n_layer} "
                 f"layers, {parameter_counts(model_cfg)['total']:,} parameters, "
                 f"{spec.steps(model_cfg.seq_len)} steps")
@@ -229,10 +341,10 @@ class TransformerFamilyStudy(Study):
             if result["status"] == "diverged":  # what a NaN model measures is not a measurement
                 extras = {name: (dims, np.full(np.shape(values), np.nan), coords)
                           for name, (dims, values, coords) in extras.items()}
-            results.append(self._run_dataset(run, model_cfg, result, extras))
+            results.append(self._run_dataset(run, model_cfg, result, extras, spec.lr))
         return xr.concat(results, dim="run")
 
-    def _run_dataset(self, run, model_cfg, result, extras) -> xr.Dataset:
+    def _run_dataset(self, run, model_cfg, result, extras, peak_lr: float) -> xr.Dataset:
         counts = parameter_counts(model_cfg)
         per_token = flops_per_token(model_cfg)
         tokens = result["tokens_seen"]
@@ -253,7 +365,10 @@ class TransformerFamilyStudy(Study):
         data = {k: ("run", [v]) for k, v in scalars.items()}
         for key in self.axes():
             data[key] = ("run", [run[key]])
-        data["lr"] = ("run", [float(run["lr"])])
+        # lr as planned (NaN for a tuned run: the manifest plans none), peak_lr as trained
+        data["lr"] = ("run", [math.nan if run["lr"] is None else float(run["lr"])])
+        data["peak_lr"] = ("run", [float(peak_lr)])
+        data["lr_sweep_run"] = ("run", [float(run.params.get("lr_stage") == "sweep")])
         n = len(hist["step"])
         points = self.cfg["eval_points"] + 1
         def pad(values):
@@ -315,7 +430,7 @@ class TransformerFamilyStudy(Study):
         edge = edge[np.isfinite(edge)]
         rates = ", ".join(f"{v:g}" for v in cube["lr_sweep"].values)
         return Premise(name, cube.sizes["lr_sweep"] >= 3 and not edge.any(),
-                       f"sweep {rates}: {int(edge.sum())} of {len(edge)} runs chose an edge value")
+                       f"sweep {rates}: {int(edge.sum())} of {len(edge)} choices are an edge value")
 
     def rule_spectrum_exponent(self) -> float | None:
         """s of the grammar's rule-use spectrum (rank^(−s)); None for real text."""
@@ -355,9 +470,12 @@ class TransformerFamilyStudy(Study):
         "curve_train_loss": ("mean training loss since the previous validation point",
                              "nat/token"),
         "curve_lr": ("learning rate at the validation point", "1"),
-        "lr": ("peak learning rate of the run (with lr_sweep: the sweep's best for this point)", "1"),
+        "lr": ("peak learning rate of the run (with lr_sweep: the sweep's best for this point, "
+               "or for this width with lr_sweep_scope: size)", "1"),
         "lr_sweep": ("peak learning rates of the sweep", "1"),
         "lr_at_sweep_edge": ("1 if the chosen peak LR is the sweep's smallest or largest", "1"),
+        "sweep_tokens": ("training tokens of the width's LR sweep runs (lr_sweep_scope: size)",
+                         "token"),
         "sweep_final_val_loss": ("final validation loss of every LR of the sweep", "nat/token"),
         "sweep_diverged": ("1 if that LR of the sweep diverged", "1"),
         "point": ("index of the validation point", "1"),
@@ -365,7 +483,11 @@ class TransformerFamilyStudy(Study):
 
     def cube_from_shards(self, shard_results, extra_meta: dict) -> xr.Dataset:
         combined = xr.concat(shard_results, dim="run")
-        dims = self.axes() + (["lr"] if self.sweeps_lr else [])
+        sweep = None
+        if self.sweeps_per_size:
+            combined, sweep = self._split_size_sweep(combined)
+        combined = combined.drop_vars(["peak_lr", "lr_sweep_run"], errors="ignore")
+        dims = self.axes() + (["lr"] if self.sweeps_lr and sweep is None else [])
         table = pd.DataFrame({name: combined[name].values for name in dims})
         scalar_names = [v for v in combined.data_vars
                         if combined[v].dims == ("run",) and v not in dims]
@@ -378,7 +500,9 @@ class TransformerFamilyStudy(Study):
                 table[name] = list(var.values)
                 arrays[name] = (var.dims[1], combined[var.dims[1]].values)
         cube = self._grid(table, dims, scalar_names, arrays)
-        if self.sweeps_lr:
+        if sweep is not None:
+            cube = cube.merge(sweep)
+        elif self.sweeps_lr:
             cube = self.choose_learning_rates(cube)
         for name, (long_name, units) in {**self.SCALAR_META, **extra_meta}.items():
             if name in cube.variables:
@@ -402,6 +526,43 @@ class TransformerFamilyStudy(Study):
             if key in corpus_meta:
                 cube.attrs[f"corpus_{key}"] = corpus_meta[key]
         return cube
+
+    def _split_size_sweep(self, combined: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+        """``lr_sweep_scope: size``: the grid's runs (tuned runs, plus the sweep's best run where
+        the sweep point is a grid point) with ``lr`` the peak LR they trained with, and the
+        sweep as variables over (width, lr_sweep). Refuses a tuned run trained with another LR
+        than its sweep chooses (a stale lr_choice.tsv)."""
+        is_sweep = combined["lr_sweep_run"].values == 1.0
+        sweep = combined.isel(run=np.flatnonzero(is_sweep))
+        table = pd.DataFrame({name: sweep[name].values
+                              for name in ("width", "lr", "final_val_loss", "diverged", "tokens")})
+        choice = self.choose_size_lrs(table).set_index("width")
+        tuned = combined.isel(run=np.flatnonzero(~is_sweep))
+        for run, width, lr in zip(tuned["run"].values, tuned["width"].values, tuned["peak_lr"].values):
+            if float(lr) != choice.loc[int(width), "lr"]:
+                raise ValueError(
+                    f"run {run} (width {width}) trained with peak LR {lr:g} but its sweep now "
+                    f"chooses {choice.loc[int(width), 'lr']:g}: {self.lr_choice_path} was stale "
+                    "when it trained; delete that run's shard and rerun")
+        plan = self.sweep_plan()
+        reused = [i for i, (width, lr) in enumerate(zip(sweep["width"].values, sweep["lr"].values))
+                  if plan[int(width)][1] and float(lr) == choice.loc[int(width), "lr"]]
+        grid_runs = xr.concat([tuned, sweep.isel(run=reused)], dim="run")
+        grid_runs["lr"] = grid_runs["peak_lr"]
+        rates = self.learning_rates()
+        widths = sorted(choice.index)
+        loss = table.pivot_table(index="width", columns="lr", values="final_val_loss",
+                                 dropna=False).reindex(index=widths, columns=rates)
+        diverged = table.pivot_table(index="width", columns="lr", values="diverged",
+                                     dropna=False).reindex(index=widths, columns=rates)
+        horizon = table.groupby("width")["tokens"].max().reindex(widths)
+        out = xr.Dataset(
+            {"sweep_final_val_loss": (("width", "lr_sweep"), loss.to_numpy(float)),
+             "sweep_diverged": (("width", "lr_sweep"), diverged.to_numpy(float)),
+             "sweep_tokens": ("width", horizon.to_numpy(float)),
+             "lr_at_sweep_edge": ("width", choice.loc[widths, "at_edge"].to_numpy(float))},
+            coords={"width": widths, "lr_sweep": rates})
+        return grid_runs, out
 
     @staticmethod
     def choose_learning_rates(cube: xr.Dataset) -> xr.Dataset:
