@@ -51,8 +51,7 @@ def shard_tuning(wildcards):
     ids already hash their sweep's runs, and the cube refuses a run trained with a stale choice.
     """
     return [
-        ancient(path)
-        for path in STUDIES[wildcards.study].shard_inputs(wildcards.shard)
+        ancient(path) for path in STUDIES[wildcards.study].shard_inputs(wildcards.shard)
     ]
 
 
