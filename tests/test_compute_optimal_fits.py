@@ -64,3 +64,15 @@ def test_approach1_envelope_follows_the_frontier(study_and_cube):
     fit = study._approach1(cube)
     # the envelope can only pick sampled sizes, so the slope is coarse but close to 0.5
     assert fit.attrs["a"] == pytest.approx(0.5, abs=0.12)
+
+
+def test_lr_areas_follow_each_runs_own_peak_lr():
+    """Tissue's S₁ (the LR's area) and S₂ (its annealing area) are linear in the peak LR: with
+    per-size LRs each run's areas come from its own peak, not the config's single lr."""
+    study = get_study("compute_optimal", validate_config(load_config()))
+    at = np.array([300, 700, 1000])
+    s1, s2 = study._schedule_areas(1000, at, 0.01)
+    s1_double, s2_double = study._schedule_areas(1000, at, 0.02)
+    np.testing.assert_allclose(s1_double, 2 * s1, rtol=1e-12)
+    np.testing.assert_allclose(s2_double, 2 * s2, rtol=1e-12)
+    assert s1[-1] > s1[0] > 0 and s2[-1] > 0

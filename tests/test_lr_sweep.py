@@ -176,3 +176,13 @@ def test_a_per_size_sweep_runs_end_to_end(tmp_path):
         assert float(cube["final_val_loss"].sel(width=row.width, seed=0)) == row.final_val_loss
     logs = (workdir / "logs/superposition_lm/train").glob("d*.log")
     assert any("the best of width" in path.read_text() for path in logs)
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"lr_sweep_scope": "size"}, "lr_sweep_scope: size sweeps each width's LR, but lr_sweep is empty"),
+    ({"lr_sweep": [0.003, 0.01, 0.03], "lr_sweep_tokens_per_parameter": 20},
+     "lr_sweep_tokens_per_parameter: 20 sets the horizon of a per-size sweep"),
+])
+def test_a_per_size_sweep_setting_without_its_partner_is_refused(changes, expected):
+    with pytest.raises(ConfigError, match=f"studies.superposition_lm.{expected}"):
+        validate_config(_with(**changes))

@@ -368,9 +368,11 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             ds.attrs["corpus_entropy_rate_nats"] = cube.attrs["corpus_entropy_rate_nats"]
         return ds
 
-    def _schedule_areas(self, steps_total: int, at_steps: np.ndarray):
-        spec = LMTrainSpec(tokens=1, **{k: self.cfg[k] for k in (
-            "lr", "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
+    def _schedule_areas(self, steps_total: int, at_steps: np.ndarray, peak_lr: float):
+        """Tissue et al.'s LR areas S₁, S₂ of a run's schedule at ``at_steps``, from its own peak
+        LR (with an LR sweep, each width's chosen one)."""
+        spec = LMTrainSpec(tokens=1, lr=peak_lr, **{k: self.cfg[k] for k in (
+            "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
             "decay_fraction")})
         eta = np.concatenate([[0.0], lr_sequence(steps_total, spec)])  # η[τ]: LR of step τ ≥ 1
         warmup = warmup_steps(steps_total, spec.warmup_fraction, spec.warmup_min_steps)
@@ -387,7 +389,8 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                 continue
             step = run["curve_step"].values
             keep = np.isfinite(step) & (step >= 0.2 * float(run["steps"]))
-            s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int))
+            s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int),
+                                          float(run["lr"]))
             curves.append(pd.DataFrame({"S1": s1, "S2": s2, "loss": run["curve_val_loss"].values[keep],
                                         "tokens": run["curve_tokens"].values[keep],
                                         "horizon": int(run["steps"]), "budget": budget}))
@@ -520,7 +523,9 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         scale = (f"our scale: C = {budgets[0]:.1e}–{budgets[-1]:.1e} FLOP "
                  f"({math.log10(budgets[-1] / budgets[0]):.1f} decades, ~11 below Chinchilla), "
                  f"N = {n_range.min():,.0f}–{n_range.max():,.0f}, {self.cfg['corpus']['source']} corpus, "
-                 + ("per-size peak LR from a sweep" if self.sweeps_lr else "one peak LR for every size"))
+                 + ("per-size peak LR from a sweep at each width's smallest budget"
+                    if self.sweeps_per_size else "per-size peak LR from a sweep" if self.sweeps_lr
+                    else "one peak LR for every size"))
         out = ClaimList(self.preset, scale)
 
         add = out.add

@@ -92,6 +92,12 @@ class TransformerFamilyStudy(Study):
         if sweep and (len(set(sweep)) < 3 or len(set(sweep)) != len(sweep)):
             problems.append(f"lr_sweep: {sweep} needs at least 3 distinct peak LRs (log-spaced, e.g. "
                             "[0.003, 0.01, 0.03]), or none")
+        if self.cfg["lr_sweep_scope"] == "size" and not sweep:
+            problems.append("lr_sweep_scope: size sweeps each width's LR, but lr_sweep is empty "
+                            "(give ≥ 3 peak LRs, or use scope point)")
+        if self.cfg["lr_sweep_tokens_per_parameter"] and self.cfg["lr_sweep_scope"] != "size":
+            problems.append(f"lr_sweep_tokens_per_parameter: {self.cfg['lr_sweep_tokens_per_parameter']:g} "
+                            "sets the horizon of a per-size sweep; it needs lr_sweep_scope: size")
         if sweep and not self.supports_lr_sweep:
             problems.append(f"lr_sweep: not supported by the {self.kind} study yet (leave it empty)")
         if 0 < fam["n_layer"] < 2:
