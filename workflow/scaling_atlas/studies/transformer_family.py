@@ -371,10 +371,12 @@ class TransformerFamilyStudy(Study):
         data = {k: ("run", [v]) for k, v in scalars.items()}
         for key in self.axes():
             data[key] = ("run", [run[key]])
-        # lr as planned (NaN for a tuned run: the manifest plans none), peak_lr as trained
+        # lr as planned (NaN for a tuned run: the manifest plans none); with a per-size sweep
+        # also peak_lr as trained and whether the run belongs to the sweep (both leave the cube)
         data["lr"] = ("run", [math.nan if run["lr"] is None else float(run["lr"])])
-        data["peak_lr"] = ("run", [float(peak_lr)])
-        data["lr_sweep_run"] = ("run", [float(run.params.get("lr_stage") == "sweep")])
+        if self.sweeps_per_size:
+            data["peak_lr"] = ("run", [float(peak_lr)])
+            data["lr_sweep_run"] = ("run", [float(run.params.get("lr_stage") == "sweep")])
         n = len(hist["step"])
         points = self.cfg["eval_points"] + 1
         def pad(values):
