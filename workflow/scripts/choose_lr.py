@@ -11,9 +11,7 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     manifest = read_manifest(snakemake.input.manifest)  # noqa: F821
     shards = check_shards(snakemake.input.shards, manifest, study.finite_results,  # noqa: F821
                           study.measured_in_shard)
-    sweep = pd.concat([pd.DataFrame({name: ds[name].values for name in
-                                     ("width", "lr", "final_val_loss", "diverged")})
-                       for ds in shards], ignore_index=True)
+    sweep = pd.concat([study.sweep_table(ds) for ds in shards], ignore_index=True)
     choice = study.choose_size_lrs(sweep)
     for row in choice.itertuples():
         log.info("width %d: peak LR %g (loss %.4f)%s", row.width, row.lr, row.final_val_loss,

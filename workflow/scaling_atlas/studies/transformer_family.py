@@ -252,6 +252,14 @@ class TransformerFamilyStudy(Study):
             return []
         return [str(self.lr_choice_path)]
 
+    SWEEP_COLUMNS = ("width", "lr", "final_val_loss", "diverged", "tokens")
+
+    @classmethod
+    def sweep_table(cls, results: xr.Dataset) -> pd.DataFrame:
+        """The sweep runs' columns that choose_size_lrs reads, from per-run results (one
+        table for the choose_lr job and for the cube's check, so both read the same)."""
+        return pd.DataFrame({name: results[name].values for name in cls.SWEEP_COLUMNS})
+
     @staticmethod
     def choose_size_lrs(sweep: pd.DataFrame) -> pd.DataFrame:
         """One row per width from the sweep's runs (columns width, lr, final_val_loss,
@@ -542,8 +550,7 @@ class TransformerFamilyStudy(Study):
         than its sweep chooses (a stale lr_choice.tsv)."""
         is_sweep = combined["lr_sweep_run"].values == 1.0
         sweep = combined.isel(run=np.flatnonzero(is_sweep))
-        table = pd.DataFrame({name: sweep[name].values
-                              for name in ("width", "lr", "final_val_loss", "diverged", "tokens")})
+        table = self.sweep_table(sweep)
         choice = self.choose_size_lrs(table).set_index("width")
         tuned = combined.isel(run=np.flatnonzero(~is_sweep))
         for run, width, lr in zip(tuned["run"].values, tuned["width"].values, tuned["peak_lr"].values):
