@@ -15,16 +15,22 @@ Tasks (character tokens; numbers as digit strings):
                 with Zipf frequencies (memorisation, a "quanta" skill).
 ``composite``   ``C`` a ``+`` b ``=`` → the reversed 3-digit sum, ``>``, the table's value of that
                 sum, ``;``: two skills chained (Hu et al.'s Theorem 2: sub-scaling, convex F).
-``two_route``   ``R`` then ``pairs`` true table entries key ``:`` value ``,`` then ``|`` key ``=``
-                → value ``;``: the value can be copied from the context or recalled from the
-                memorised table (Theorem 3: two circuits, super-scaling, concave F).
+``two_route``   ``R`` then ``pairs`` key ``:`` value ``,`` entries then ``|`` key ``=`` → value
+                ``;``, in three kinds (the ``two_route`` mixture weight split evenly):
+                ``two_route`` (both routes: the query is a table key and its entry is in the
+                context), ``two_route_copy`` (copy only: the query is a key outside the table,
+                with a fresh random value, so only the context holds it) and
+                ``two_route_recall`` (recall only: a table key absent from the context). The
+                copy route is needed by the second kind, the memorised route by the third;
+                the first can use either (Hu et al.'s Theorem 3: two circuits, concave F).
 
 Keys are written as reversed 3-digit numbers everywhere, so the composite's sum is literally a
 key. Test instances are drawn once from ``test_seed``; the addition and composite test pairs never
 occur in training (the model must compute, not recall), except for 1-digit addition, whose 100
 pairs are all tested and all trained on. Each addition task also has a 4-way
-multiple-choice variant whose distractors are near misses (one answer digit off by ±1), for
-Schaeffer et al.'s chain log p → p → p_choice → accuracy / Brier.
+multiple-choice variant whose distractors are near misses (one answer digit off by ±1), and
+``lookup`` one whose distractors are other keys' values (the answers a memorised table offers),
+for Schaeffer et al.'s chain log p → p → p_choice → accuracy / Brier.
 """
 
 from __future__ import annotations
@@ -177,8 +183,12 @@ def near_misses(answers: np.ndarray, count: int, rng: np.random.Generator) -> np
 class Lookup(Task):
     name = mixture_key = "lookup"
 
-    def __init__(self, table: Table):
-        self.table = table
+    def __init__(self, table: Table, distractors: int = 0):
+        self.table, self.distractors = table, distractors
+        if distractors >= len(np.unique(table.values)):
+            raise TaskError(f"distractors: {distractors} lookup distractors need that many "
+                            f"other values in the table, which has "
+                            f"{len(np.unique(table.values))} distinct values")
 
     def _rows(self, keys):
         n = len(keys)
@@ -191,8 +201,21 @@ class Lookup(Task):
     def test_set(self, rng, n):
         keys = np.sort(rng.choice(self.table.size, size=min(n, self.table.size), replace=False))
         prompts, answers = self._rows(keys)
-        return InstanceSet(self.name, prompts, answers,
-                           meta={"key_frequency": self.table.frequency[keys]})
+        return InstanceSet(self.name, prompts, answers, self._choices(keys, answers, rng),
+                           np.zeros(len(keys), int), meta={"key_frequency": self.table.frequency[keys]})
+
+    def _choices(self, keys, answers, rng) -> np.ndarray | None:
+        """(n, 1 + distractors, L): the gold value first, then values of other table keys (the
+        answers the memorised table offers), distinct from the gold one and from each other."""
+        if not self.distractors:
+            return None
+        values = self.table.values
+        out = np.repeat(answers[:, None, :], 1 + self.distractors, axis=1)
+        for i, key in enumerate(keys):
+            others = np.unique(values[values != values[key]])
+            picks = rng.choice(others, size=self.distractors, replace=False)
+            out[i, 1:, :-1] = digits(picks, KEY_DIGITS)
+        return out
 
 
 class Composite(Task):
@@ -224,36 +247,68 @@ class Composite(Task):
 
 
 class TwoRoute(Task):
-    name = mixture_key = "two_route"
+    """Recall from the memorised table or copy from the context; ``route`` says which the
+    instance allows: ``both`` (the query's true entry is in the context), ``copy`` (a key
+    outside the table with a fresh random value, given only in the context) or ``recall`` (a
+    table key absent from the context)."""
 
-    def __init__(self, table: Table, pairs: int):
-        self.table, self.pairs = table, pairs
-        if pairs > table.size:
-            raise TaskError(f"context_pairs: {pairs} distinct keys per prompt, but the table has "
-                            f"only {table.size}")
+    mixture_key = "two_route"
+    NAMES = {"both": "two_route", "copy": "two_route_copy", "recall": "two_route_recall"}
+
+    def __init__(self, table: Table, pairs: int, route: str = "both"):
+        self.table, self.pairs, self.route, self.name = table, pairs, route, self.NAMES[route]
+        spare = 10**KEY_DIGITS - table.size
+        if pairs + (route == "recall") > table.size:
+            raise TaskError(f"context_pairs: {pairs} distinct table keys per prompt"
+                            + (" besides the query" if route == "recall" else "")
+                            + f", but the table has only {table.size}")
+        if route == "copy" and spare < 1:
+            raise TaskError(f"tasks.table_size: the copy route asks about keys outside the table, "
+                            f"but {table.size} keys fill all {10**KEY_DIGITS} {KEY_DIGITS}-digit codes")
 
     def _rows(self, rng, query):
         n = len(query)
+        size = self.table.size
+        in_context = self.route != "recall"
         keys = np.empty((n, self.pairs), dtype=np.int64)
-        for i in range(n):  # distinct keys, the query among them at a random slot
-            others = rng.choice(self.table.size - 1, size=self.pairs - 1, replace=False)
-            others = others + (others >= query[i])
-            keys[i] = np.insert(others, rng.integers(0, self.pairs), query[i])
+        values = np.empty((n, self.pairs), dtype=np.int64)
+        answer = np.empty(n, dtype=np.int64)
+        for i in range(n):  # distinct table keys; the query among them at a random slot
+            table_query = query[i] < size
+            count = self.pairs - in_context
+            others = rng.choice(size - table_query, size=count, replace=False)
+            if table_query:
+                others = others + (others >= query[i])
+            row = (np.insert(others, rng.integers(0, self.pairs), query[i]) if in_context
+                   else others)
+            keys[i] = row
+            values[i] = self.table.values[np.minimum(row, size - 1)]
+            answer[i] = self.table.values[query[i]] if table_query else rng.integers(0, 10**KEY_DIGITS)
+            values[i, row == query[i]] = answer[i]  # a copy-only key's fresh value
         parts = [column("R", n)]
         for j in range(self.pairs):
             parts += [digits(keys[:, j], KEY_DIGITS, reverse=True), column(":", n),
-                      self.table.value_tokens(keys[:, j]), column(",", n)]
+                      digits(values[:, j], KEY_DIGITS), column(",", n)]
         parts += [column("|", n), digits(query, KEY_DIGITS, reverse=True), column("=", n)]
-        return np.hstack(parts), np.hstack([self.table.value_tokens(query), column(";", n)])
+        return np.hstack(parts), np.hstack([digits(answer, KEY_DIGITS), column(";", n)])
+
+    def _queries(self, rng, n, training: bool):
+        if self.route == "copy":  # uniform over the codes the table does not hold
+            return rng.integers(self.table.size, 10**KEY_DIGITS, size=n)
+        if training:  # table keys with their training (Zipf) frequencies
+            return rng.choice(self.table.size, size=n, p=self.table.frequency)
+        return rng.choice(self.table.size, size=n, replace=n > self.table.size)
 
     def draw(self, rng, n):
-        return self._rows(rng, rng.choice(self.table.size, size=n, p=self.table.frequency))
+        return self._rows(rng, self._queries(rng, n, training=True))
 
     def test_set(self, rng, n):
-        query = rng.choice(self.table.size, size=n, replace=n > self.table.size)
+        query = self._queries(rng, n, training=False)
         prompts, answers = self._rows(rng, query)
+        frequency = np.where(query < self.table.size,
+                             self.table.frequency[np.minimum(query, self.table.size - 1)], 0.0)
         return InstanceSet(self.name, prompts, answers,
-                           meta={"key_frequency": self.table.frequency[query]})
+                           meta={"key_frequency": frequency, "route": self.route})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,7 +319,8 @@ class TaskSuite:
         self.cfg = cfg
         self.table = Table(cfg["table_size"], cfg["table_zipf"], cfg["table_seed"])
         tasks: list[Task] = [Addition(k, cfg["distractors"]) for k in cfg["addition_digits"]]
-        tasks += [Lookup(self.table), Composite(self.table), TwoRoute(self.table, cfg["context_pairs"])]
+        tasks += [Lookup(self.table, cfg["distractors"]), Composite(self.table)]
+        tasks += [TwoRoute(self.table, cfg["context_pairs"], route) for route in TwoRoute.NAMES]
         self.tasks = {task.name: task for task in tasks}
         rng = np.random.default_rng([cfg["test_seed"], 11])
         # test sets first: they fix the held-out pairs that training must avoid
