@@ -111,12 +111,25 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, grammar_tok
     spec = LMTrainSpec(tokens=40 * 8 * 16, batch_size=8, lr=3e-3, eval_points=5,
                        eval_tokens=512, checkpoint_every=10)
     device = torch.device("cpu")
-    whole, result = train_lm(cfg, spec, train, val, device, tmp_path / "a.pt", log=lambda s: None)
+    probe = torch.from_numpy(val[:17]).long()[None]
+
+    def curves(model):  # an extra curve at every validation point: the probe's loss per position
+        logits = model(probe[:, :-1])
+        return {"probe_loss": torch.nn.functional.cross_entropy(
+            logits[0], probe[0, 1:], reduction="none").detach().numpy()[:4]}
+
+    whole, result = train_lm(cfg, spec, train, val, device, tmp_path / "a.pt", log=lambda s: None,
+                             on_eval=curves)
     partial, none = train_lm(cfg, spec, train, val, device, tmp_path / "b.pt", log=lambda s: None,
-                             stop_after=25)
+                             stop_after=25, on_eval=curves)
     assert none is None  # interrupted; the checkpoint holds step 20
     messages = []
-    resumed, again = train_lm(cfg, spec, train, val, device, tmp_path / "b.pt", log=messages.append)
+    resumed, again = train_lm(cfg, spec, train, val, device, tmp_path / "b.pt", log=messages.append,
+                              on_eval=curves)
+    # the extra curve is kept through the checkpoint: one row per validation point
+    assert result["history"]["probe_loss"].shape == (len(result["history"]["step"]), 4)
+    np.testing.assert_array_equal(result["history"]["probe_loss"], again["history"]["probe_loss"])
+    assert result["history"]["probe_loss"][-1].mean() < result["history"]["probe_loss"][0].mean()
     assert any("resumed at step 20" in m for m in messages)
     for (name, p), q in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), name

@@ -27,7 +27,7 @@ from scaling_atlas.claims import Claim, ClaimList, Premise
 from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
-from scaling_atlas.emergence.evaluate import evaluate_suite
+from scaling_atlas.emergence.evaluate import answer_logprobs, evaluate_suite
 from scaling_atlas.emergence.tasks import KEY_DIGITS, VOCAB, TaskError, TaskSuite, decode
 from scaling_atlas.figures import new_figure
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
@@ -62,6 +62,9 @@ CUBE_META = {
                       "excluded)", "token"),
     "choice_logp": ("teacher-forced log p of the candidate answer", "nat"),
     "compute": ("training compute 6·N·D", "FLOP"),
+    "curve_token_loss": ("teacher-forced loss of the answer position during training (mean over "
+                         "the task's first 64 test instances), at each validation point",
+                         "nat/token"),
 }
 
 
@@ -71,6 +74,13 @@ def _attrs(ds: xr.Dataset, meta: dict) -> xr.Dataset:
         var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
         var.attrs.setdefault("units", "1")
     return ds
+
+
+def plt_colours(n: int) -> list:
+    """n colours from light to dark (small to large models)."""
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](x) for x in np.linspace(0.9, 0.1, n)]
 
 
 def sharpness(values) -> float:
@@ -108,6 +118,10 @@ class EmergenceStudy(TransformerFamilyStudy):
                       "and seeds; dotted: ln 10, a uniform guess among digits). Flat stretches "
                       "followed by drops are plateaus of the loss itself: emergence that no metric "
                       "choice removes.",
+        "token_loss_curves": "Teacher-forced loss of the answer digits during training (mean over "
+                             "digits, the first 64 test instances and seeds) against tokens seen, "
+                             "one line per width (dotted: ln 10, a uniform guess): where each "
+                             "skill leaves its plateau, and whether training stopped on it.",
     }
 
     # ---- tasks and corpus ----------------------------------------------------------------------
@@ -173,6 +187,32 @@ class EmergenceStudy(TransformerFamilyStudy):
         return write_corpus(out, train, val, meta)
 
     # ---- grid ----------------------------------------------------------------------------------
+    #: test instances per task whose teacher-forced loss is followed during training
+    CURVE_INSTANCES = 64
+
+    def training_curve_dims(self) -> dict:
+        sets = self.suite.test_sets
+        length = max(s.answer_len for s in sets.values())
+        return {"curve_token_loss": (("task", "position"),
+                                     {"task": list(sets), "position": np.arange(length)})}
+
+    def training_curves(self, run, device):
+        """The mean teacher-forced loss of each task's answer positions at every validation
+        point (the first 64 test instances): how each skill leaves its plateau in training."""
+        sets = self.suite.test_sets
+        length = max(s.answer_len for s in sets.values())
+
+        def measure(model) -> dict:
+            model.eval()
+            out = np.full((len(sets), length), np.nan)
+            for t, inst in enumerate(sets.values()):
+                first = slice(0, self.CURVE_INSTANCES)
+                logp = answer_logprobs(model, inst.prompts[first], inst.answers[first], device)
+                out[t, : inst.answer_len] = -logp.mean(axis=0)
+            return {"curve_token_loss": out}
+
+        return measure
+
     def run_extras(self, run, model, corpus_meta) -> dict:
         sampling = self.cfg["passuntil"]
         rng = np.random.default_rng([sampling["seed"], run["width"], run["seed"]])
@@ -654,6 +694,27 @@ class EmergenceStudy(TransformerFamilyStudy):
             ax.legend(fontsize=6)
         for ax in axes.flat[len(tasks):]:
             ax.set_visible(False)
+        return fig
+
+    def figure_token_loss_curves(self, cube, fits):
+        tasks = [str(t) for t in cube["task"].values]
+        ncols = 4
+        fig, axes = new_figure(ncols=ncols, nrows=math.ceil(len(tasks) / ncols), width=3.2, height=2.7)
+        widths = cube["width"].values
+        colours = plt_colours(len(widths))
+        tokens = cube["curve_tokens"].mean("seed")
+        for ax, task in zip(axes.flat, tasks):
+            digits = int(cube["answer_len"].sel(task=task)) - 1
+            loss = cube["curve_token_loss"].sel(task=task).isel(position=slice(0, digits))
+            loss = loss.mean(["position", "seed"])
+            for i, width in enumerate(widths):
+                ax.plot(tokens.sel(width=width), loss.sel(width=width), "-", color=colours[i], lw=1.2,
+                        label=f"d = {int(width)}")
+            ax.axhline(math.log(10), color="0.4", ls=":", lw=1)
+            ax.set(xscale="log", title=task, xlabel="tokens seen", ylabel="digit loss (nats)")
+        for ax in axes.flat[len(tasks):]:
+            ax.set_visible(False)
+        axes.flat[0].legend(fontsize=6)
         return fig
 
     # ---- claims --------------------------------------------------------------------------------

@@ -332,6 +332,16 @@ class TransformerFamilyStudy(Study):
             checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
             **keys)
 
+    def training_curve_dims(self) -> dict:
+        """Curves measured during training besides the loss: name → (dims after ``point``,
+        their coords)."""
+        return {}
+
+    def training_curves(self, run: Run, device: torch.device):
+        """A function model → {name: array} measured at every validation point (the curves of
+        :meth:`training_curve_dims`), or None."""
+        return None
+
     def run_extras(self, run: Run, model, corpus_meta: dict) -> dict:
         """Extra per-run results: name → (dims after ``run``, values, coords)."""
         return {}
@@ -350,7 +360,8 @@ class TransformerFamilyStudy(Study):
                 f"layers, {parameter_counts(model_cfg)['total']:,} parameters, "
                 f"{spec.steps(model_cfg.seq_len)} steps")
             model, result = train_lm(model_cfg, spec, train, val, device,
-                                     Path(ckpt_dir) / f"{run.run_id}.pt", log, label=run.run_id)
+                                     Path(ckpt_dir) / f"{run.run_id}.pt", log, label=run.run_id,
+                                     on_eval=self.training_curves(run, device))
             extras = self.run_extras(run, model, meta)
             if result["status"] == "diverged":  # what a NaN model measures is not a measurement
                 extras = {name: (dims, np.full(np.shape(values), np.nan), coords)
@@ -398,6 +409,13 @@ class TransformerFamilyStudy(Study):
         data["curve_train_loss"] = (("run", "point"), [pad(hist["train_loss"])])
         data["curve_lr"] = (("run", "point"), [pad(hist["lr"])])
         coords = {"run": [run.run_id], "point": np.arange(points)}
+        for name, (dims, extra_coords) in self.training_curve_dims().items():
+            values = np.asarray(hist.get(name, []), float)
+            shape = tuple(len(c) for c in extra_coords.values())
+            padded = np.full((points, *shape), np.nan)
+            padded[: len(values)] = values.reshape(len(values), *shape)
+            data[name] = (("run", "point", *dims), [padded])
+            coords.update(extra_coords)
         for name, (dims, values, extra_coords) in extras.items():
             data[name] = (("run", *dims), [values])
             coords.update(extra_coords)

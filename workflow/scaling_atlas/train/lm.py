@@ -214,9 +214,12 @@ def evaluate(model, batches, device, autocast) -> float:
 
 def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.ndarray,
              val_tokens: np.ndarray, device: torch.device, ckpt_path: Path | None,
-             log: Callable[[str], None] = print, label: str = "run", stop_after: int | None = None):
+             log: Callable[[str], None] = print, label: str = "run", stop_after: int | None = None,
+             on_eval: Callable[[torch.nn.Module], dict] | None = None):
     """Train one model; returns (model, results dict). ``stop_after`` (tests) interrupts the run
-    after that many steps, leaving its checkpoint, as a killed job would."""
+    after that many steps, leaving its checkpoint, as a killed job would. ``on_eval(model)``, at
+    every validation point, measures more curves: name → array, kept in the history (and the
+    checkpoint) beside the validation loss."""
     T = model_cfg.seq_len
     total = spec.steps(T)
     micro = spec.batch_size // spec.grad_accum
@@ -274,6 +277,10 @@ def train_lm(model_cfg: TransformerConfig, spec: LMTrainSpec, train_tokens: np.n
             history["val_loss"].append(evaluate(model, val, device, autocast))
             history["train_loss"].append(float(interval_loss) / interval_steps)
             history["lr"].append(lr)
+            if on_eval is not None:  # plain nested lists: the checkpoint loads with weights_only
+                for name, values in on_eval(model).items():
+                    history.setdefault(name, []).append(np.asarray(values, float).tolist())
+                model.train()
             interval_loss.zero_()
             interval_steps = 0
             # checked where the loss is read anyway (no extra host sync): NaN/Inf never recovers
