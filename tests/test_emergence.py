@@ -481,3 +481,21 @@ def test_mirage_and_elusive_need_learned_tokens(learned_claims):
     assert "per-token accuracy" not in claims.loc["mirage_length", "verdict_reason"]
     assert claims.loc["elusive_chain_addition", "verdict"] != "not tested"
     assert claims.loc["prediction_add2", "verdict"] != "not tested"
+
+
+def test_regime_checks_refuse_a_grid_that_cannot_test_the_task_law(ci_config):
+    regime = {"regime_checks": True, "family": {"aspect_ratio": 16, "head_dim": 4, "n_layer": 2},
+              "widths": [16, 20, 24, 28, 32, 40, 48, 56, 64], "tokens": 3_000_000,
+              "lr_sweep": [0.001, 0.003, 0.01], "lr_sweep_scope": "size", "seeds": [0, 1]}
+    validate_config(merged(ci_config, {"studies": {"emergence": regime}}))  # a valid regime grid
+    for change, message in [
+        ({"widths": [16, 24, 32, 48, 64]}, "widths: 5 sizes (N 6,640–100,288) spaced ×1.97"),
+        ({"widths": [16, 20, 24, 28, 32, 36, 40, 64]}, "each step ×1.15–1.75"),
+        ({"tokens": 1_000_000}, "every run needs ≥ 1000"),
+        ({"lr_sweep": []}, "lr_sweep: empty; each size's peak LR must come from a sweep"),
+        ({"seeds": [0]}, "seeds: [0]; the regime needs ≥ 2 seeds"),
+    ]:
+        config = merged(ci_config, {"studies": {"emergence": {**regime, **change}}})
+        with pytest.raises(ConfigError) as error:
+            validate_config(config)
+        assert message in str(error.value) and "studies.emergence" in str(error.value), change

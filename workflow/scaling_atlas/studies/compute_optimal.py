@@ -140,9 +140,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         if cfg["min_steps"] < 1000:
             problems.append(f"min_steps: {cfg['min_steps']}; every trained run needs ≥ 1000 steps "
                             "(rule: regime_checks)")
-        if not self.sweeps_lr:
-            problems.append("lr_sweep: empty; each size's peak LR must come from a sweep of ≥ 3 "
-                            "values (rule: regime_checks)")
+        problems += self.sweep_rule_problems()
         if len(cfg["seeds"]) < 2:
             problems.append(f"seeds: {cfg['seeds']}; the regime needs ≥ 2 seeds (rule: regime_checks)")
         trained: dict[float, list[int]] = {}
@@ -150,9 +148,8 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             trained.setdefault(budget, []).append(n)
         for i, budget in enumerate(cfg["budgets"]):
             sizes = sorted(trained.get(budget, []))
-            ratios = [b / a for a, b in zip(sizes, sizes[1:])]
-            spacing = (sizes[-1] / sizes[0]) ** (1 / (len(sizes) - 1)) if len(sizes) > 1 else 0.0
-            if len(sizes) < 7 or not 1.3 <= spacing <= 1.5 or any(not 1.15 <= r <= 1.75 for r in ratios):
+            spacing, ratios, ok = self.ladder_spacing(sizes)
+            if not ok:
                 problems.append(
                     f"budgets[{i}]: C = {budget:.3g} FLOP trains {len(sizes)} sizes, spaced "
                     f"×{spacing:.2f} on average (steps {', '.join(f'{r:.2f}' for r in ratios)}); "

@@ -156,6 +156,8 @@ class EmergenceStudy(TransformerFamilyStudy):
             suite = self.suite
         except TaskError as error:
             return problems + [str(error)]
+        if not problems and self.cfg["regime_checks"]:
+            problems = self.regime_problems()
         for name, instances in suite.test_sets.items():
             context = 1 + instances.prompts.shape[1] + instances.answer_len - 1
             if context > self.cfg["seq_len"]:
@@ -163,6 +165,28 @@ class EmergenceStudy(TransformerFamilyStudy):
                                 f"previous document's end token, a {instances.prompts.shape[1]}-"
                                 f"token prompt and a {instances.answer_len}-token answer), longer "
                                 f"than seq_len = {self.cfg['seq_len']}")
+        return problems
+
+    def regime_problems(self) -> list[str]:
+        """Issue #18's rules for a grid that can test the task law (``regime_checks: true``, as
+        in the reproduce and paper presets): ≥ 7 widths on a ladder spaced ×1.3–1.5 in N, every
+        run ≥ 1000 steps, a per-size LR sweep, ≥ 2 seeds."""
+        cfg, problems = self.cfg, []
+        sizes = [self.model_size(w) for w in cfg["widths"]]
+        spacing, ratios, ok = self.ladder_spacing(sizes)
+        if not ok:
+            problems.append(f"widths: {len(sizes)} sizes (N {min(sizes):,}–{max(sizes):,}) spaced "
+                            f"×{spacing:.2f} on average (steps {', '.join(f'{r:.2f}' for r in ratios)}); "
+                            "the regime needs ≥ 7 sizes spaced ×1.3–1.5, each step ×1.15–1.75 "
+                            "(rule: regime_checks)")
+        steps = cfg["tokens"] / (cfg["batch_size"] * cfg["seq_len"])
+        if steps < 1000:
+            problems.append(f"tokens: {cfg['tokens']:,} tokens are {steps:.0f} steps of "
+                            f"{cfg['batch_size']} × {cfg['seq_len']}; every run needs ≥ 1000 "
+                            "(rule: regime_checks)")
+        problems += self.sweep_rule_problems()
+        if len(cfg["seeds"]) < 2:
+            problems.append(f"seeds: {cfg['seeds']}; the regime needs ≥ 2 seeds (rule: regime_checks)")
         return problems
 
     def prepare_corpus(self, out_dir, cache_dir, log) -> dict:

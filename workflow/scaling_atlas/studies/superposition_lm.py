@@ -99,10 +99,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
                 problems.append(f"widths[{i}]: width {width} trains {tokens / per_step:.0f} steps; "
                                 "every run needs ≥ 1000 (a smaller batch_size gives more; rule: "
                                 "regime_checks)")
-        if not self.sweeps_lr:
-            problems.append("lr_sweep: empty; each width's peak LR must come from a sweep of ≥ 3 "
-                            "values (rule: regime_checks)")
-        return problems
+        return problems + self.sweep_rule_problems("width")
 
     def run_extras(self, run, model, corpus_meta) -> dict:
         stats = unembedding_statistics(model.unembedding().detach().cpu())

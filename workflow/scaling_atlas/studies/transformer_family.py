@@ -453,6 +453,25 @@ class TransformerFamilyStudy(Study):
         return Premise(f"no fitted parameter at a bound{what}", at == "none",
                        "" if at == "none" else f"at its bound: {at}")
 
+    # ---- regime rules (regime_checks: true), shared by the family's studies --------------------
+    @staticmethod
+    def ladder_spacing(sizes) -> tuple[float, list[float], bool]:
+        """Mean spacing, the single steps, and whether sorted ``sizes`` (N) form a regime ladder:
+        ≥ 7 sizes spaced ×1.3–1.5 on average, each step within ×1.15–1.75 (widths are discrete
+        and depth changes in steps)."""
+        sizes = sorted(sizes)
+        ratios = [b / a for a, b in zip(sizes, sizes[1:])]
+        spacing = (sizes[-1] / sizes[0]) ** (1 / (len(sizes) - 1)) if len(sizes) > 1 else 0.0
+        ok = len(sizes) >= 7 and 1.3 <= spacing <= 1.5 and all(1.15 <= r <= 1.75 for r in ratios)
+        return spacing, ratios, ok
+
+    def sweep_rule_problems(self, what: str = "size") -> list[str]:
+        """The regime's LR rule: each size's peak LR from a sweep of ≥ 3 values."""
+        if self.sweeps_lr:
+            return []
+        return [f"lr_sweep: empty; each {what}'s peak LR must come from a sweep of ≥ 3 values "
+                "(rule: regime_checks)"]
+
     @staticmethod
     def lr_premise(cube) -> Premise:
         """Scale-dependent hyperparameters must be tuned (Porian et al. 2024): a per-size peak LR
