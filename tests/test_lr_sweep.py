@@ -73,11 +73,13 @@ def test_a_short_sweep_is_refused(sweep):
         validate_config(_with(lr_sweep=sweep))
 
 
-def test_emergence_refuses_a_sweep():
+def test_emergence_sweeps_per_size_only():
     config = copy.deepcopy(load_config())
     config["studies"]["emergence"]["lr_sweep"] = [0.001, 0.003, 0.01]
-    with pytest.raises(ConfigError, match="not supported by the emergence study"):
-        validate_config(config)
+    with pytest.raises(ConfigError, match="the emergence study sweeps the LR per size"):
+        validate_config(config)  # a per-point sweep would keep every LR's instance arrays
+    config["studies"]["emergence"]["lr_sweep_scope"] = "size"
+    validate_config(config)
 
 
 # ---- lr_sweep_scope: size — each width swept once, its best LR reused (a two-stage sweep) ------
