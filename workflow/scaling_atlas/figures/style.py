@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # headless: workflow jobs and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -53,3 +54,8 @@ def label_widths(ax, widths) -> None:
     ax.xaxis.set_major_locator(FixedLocator(list(widths)))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{int(w)}" for w in widths])
+
+
+def size_colours(n: int) -> list:
+    """n colours from light to dark (small to large models), one per model size."""
+    return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.9, 0.1, n)]

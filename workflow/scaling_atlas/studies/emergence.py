@@ -29,7 +29,7 @@ from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.evaluate import answer_logprobs, evaluate_suite
 from scaling_atlas.emergence.tasks import KEY_DIGITS, VOCAB, TaskError, TaskSuite, decode
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_figure, size_colours
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
 ESTIMATES = ("exact", "sampled")
@@ -74,13 +74,6 @@ def _attrs(ds: xr.Dataset, meta: dict) -> xr.Dataset:
         var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
         var.attrs.setdefault("units", "1")
     return ds
-
-
-def plt_colours(n: int) -> list:
-    """n colours from light to dark (small to large models)."""
-    from matplotlib import colormaps
-
-    return [colormaps["viridis"](x) for x in np.linspace(0.9, 0.1, n)]
 
 
 def sharpness(values) -> float:
@@ -725,7 +718,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         ncols = 4
         fig, axes = new_figure(ncols=ncols, nrows=math.ceil(len(tasks) / ncols), width=3.2, height=2.7)
         widths = cube["width"].values
-        colours = plt_colours(len(widths))
+        colours = size_colours(len(widths))
         tokens = cube["curve_tokens"].mean("seed")
         for ax, task in zip(axes.flat, tasks):
             digits = int(cube["answer_len"].sel(task=task)) - 1
@@ -743,12 +736,17 @@ class EmergenceStudy(TransformerFamilyStudy):
 
     # ---- claims --------------------------------------------------------------------------------
     @staticmethod
-    def _learned_premise(cube, task: str) -> Premise:
-        """A skill exists only if the largest model's answer tokens (the closing ``;`` aside) are
-        predicted well below a uniform guess over the 10 digits."""
+    def _largest_digit_loss(cube, task: str) -> float:
+        """The largest model's mean loss on the task's answer digits (the closing ``;`` aside)."""
         length = int(cube["answer_len"].sel(task=task))
         loss = -cube["token_logp"].sel(task=task).isel(position=slice(0, max(length - 1, 1)))
-        largest = float(loss.isel(width=-1).mean())
+        return float(loss.isel(width=-1).mean())
+
+    @classmethod
+    def _learned_premise(cls, cube, task: str) -> Premise:
+        """A skill exists only if the largest model's answer tokens (the closing ``;`` aside) are
+        predicted well below a uniform guess over the 10 digits."""
+        largest = cls._largest_digit_loss(cube, task)
         return Premise(f"{task} learned by the largest model (answer-digit loss < ½ ln 10)",
                        largest < 0.5 * math.log(10),
                        f"{largest:.2f} nats/token; a uniform guess is {math.log(10):.2f}")
@@ -765,14 +763,12 @@ class EmergenceStudy(TransformerFamilyStudy):
                        f"{cls.RISE_FACTOR:g})", rise >= cls.RISE_FACTOR,
                        f"{pu_exact[0]:.3g} → {pu_exact[-1]:.3g}, ×{rise:.3g}")
 
-    @staticmethod
-    def _above_chance_premise(cube, task: str) -> Premise:
+    @classmethod
+    def _above_chance_premise(cls, cube, task: str) -> Premise:
         """PassUntil predicts a skill before it emerges, but only from models that know something
         of it: the largest model's answer digits must beat a uniform guess (ln 10 nats), or
         the rising PU measures the digits' marginal frequencies (the unigram plateau)."""
-        length = int(cube["answer_len"].sel(task=task))
-        loss = -cube["token_logp"].sel(task=task).isel(position=slice(0, max(length - 1, 1)))
-        largest = float(loss.isel(width=-1).mean())
+        largest = cls._largest_digit_loss(cube, task)
         return Premise(f"{task} above chance at the largest size (answer-digit loss < ln 10)",
                        largest < math.log(10), f"{largest:.2f} nats/token")
 
@@ -803,6 +799,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         mirage = fits["mirage"].to_dataset()
         # laws across sizes compare models trained alike: each size at its own tuned LR
         tuned = self.lr_premise(cube)
+        curves = fits["curves"].to_dataset()
         for task in ("add2", "lookup"):
             if task in law["task"].values:
                 row = law.sel(task=task)
@@ -810,7 +807,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                     "(R² over all sizes)", "F linear in ln N for single-skill tasks", "paper",
                     1.0, 0.1, float(row["r2_all"]), f"(slope k = {float(row['k']):.2f} on the smaller sizes)",
                     premises=(self._above_chance_premise(cube, task),
-                              self._rises_premise(fits["curves"].to_dataset(), task), tuned))
+                              self._rises_premise(curves, task), tuned))
         largest_width = cube["width"].values[-1]
         for task in law["task"].values:
             row = law.sel(task=task)
@@ -824,8 +821,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                 f"instance level {float(row['ipu_relative_error']):.2f}; PassUntil censored at "
                 f"K_max for {censored} (instance, seed) evaluations of the largest model)",
                 premises=(self._above_chance_premise(cube, str(task)),
-                          self._rises_premise(fits["curves"].to_dataset(), str(task)), tuned))
-        curves = fits["curves"].to_dataset()
+                          self._rises_premise(curves, str(task)), tuned))
         if "lookup" in curves["task"].values:
             row = curves.sel(task="lookup")
             add("greedy_sharper_than_pu", "lookup: greedy exact match looks emergent while PU is "
