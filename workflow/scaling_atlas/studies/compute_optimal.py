@@ -295,8 +295,12 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         ds = xr.Dataset({k: ("budget", optima[k].to_numpy(float)) for k in
                          ("n_opt", "d_opt", "loss_opt", "on_edge", "used", "n_points")},
                         coords={"budget": optima["flops"].to_numpy(float)})
-        ds.attrs.update(method="parabola in ln N over each budget's points (Hoffmann); budgets "
-                        "whose minimum is on the edge of the sampled N range are not used")
+        ds.attrs.update(method=f"{optima.attrs['curve']} over each budget's points (Hoffmann); "
+                        "budgets whose minimum is on the edge of the sampled N range are not used",
+                        loss_space=optima.attrs["space"],
+                        dropped_budgets="; ".join(f"C={c:.3g}: {r}" for c, r in
+                                                  zip(optima["flops"], optima["reason"]) if r)
+                        or "none")
         try:
             result = fit_isoflop(optima, weighted=False)
             low, high, sigma, valid = self._isoflop_noise_ci(per_model, points)

@@ -424,6 +424,7 @@ class PublishedStudy(Study):
         iso["used"] = (("estimator", "budget"),
                        np.stack([r.optima["used"].to_numpy(int) for r in results.values()]))
         iso.attrs.update(setting="/".join(TUNED_RW), seed_noise_sigma=0.002,
+                         loss_space=results["parabola, all points"].settings["space"],
                          noise_resamples=self.cfg["isoflop_noise_resamples"],
                          regression="ln N* on ln C over used budgets: OLS for the parabolas, WLS with "
                                     "weights 1/σ²(ln N*) for the seed-noise bootstrap",
