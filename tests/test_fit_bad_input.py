@@ -148,7 +148,14 @@ def test_as_many_points_as_parameters_warn_and_repeated_rows_are_refused():
         fit = LawFit("chinchilla").fit(df, df["loss"])
     attrs = fit.attributes()
     assert attrs["degrees_of_freedom"] == 0 and "pass through the distinct points" in attrs["fit_warnings"]
-    assert LawFit("chinchilla").fit(points(), points()["loss"]).attributes()["fit_warnings"] == "none"
+    # points on one line in (ln N, ln D) leave the fit in a flat valley (B → ∞ with β): that warns
+    # too, so the well-posed case is a crossed grid of sizes and token counts
+    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 4), np.geomspace(1e9, 1e11, 4))
+    grid = pd.DataFrame({"N": n.ravel(), "D": d.ravel()})
+    grid["loss"] = 1.8 + 400 / grid["N"] ** 0.34 + 1500 / grid["D"] ** 0.37
+    assert LawFit("chinchilla").fit(grid, grid["loss"]).attributes()["fit_warnings"] == "none"
+    with pytest.warns(FitWarning, match="not identified"):
+        LawFit("chinchilla").fit(points(), points()["loss"])
     same = pd.concat([points().iloc[[0]]] * 8)
     with pytest.raises(FitDataError, match="all 8 usable points have the same N, D"):
         LawFit("chinchilla").fit(same, same["loss"])

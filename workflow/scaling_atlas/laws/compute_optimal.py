@@ -49,6 +49,19 @@ def chinchilla_derived(budgets=(5.88e23,)):
             out[f"N_opt@{tag}"], out[f"D_opt@{tag}"], out[f"D_over_N@{tag}"] = n_opt, d_opt, ratio
         return out
 
+    def explain(p, name):
+        """Why a derived quantity is undefined at the parameters ``p`` (one draw)."""
+        alpha = float(np.ravel(p["alpha"])[0])
+        beta = float(np.ravel(p.get("beta", p["alpha"]))[0])
+        if alpha <= 0 or beta <= 0:
+            return (f"α = {alpha:.3g}, β = {beta:.3g}: the loss does not fall with "
+                    f"{'N' if alpha <= 0 else 'D'}, so there is no finite compute-optimal split")
+        if not (np.isfinite(np.ravel(p["A"])[0]) and np.isfinite(np.ravel(p["B"])[0])):
+            return "A or B is not finite"
+        return (f"α + β = {alpha + beta:.3g}: G = (αA/βB)^(1/(α+β)) overflows or underflows "
+                f"for {name}")
+
+    derived.explain = explain
     return derived
 
 

@@ -137,7 +137,15 @@ class LawFit:
         exponents; least squares in linear space; forms with ``linear_basis``).
     bounds: per-parameter (lower, upper) overriding the form's.
     nan_policy: ``raise`` (default) or ``drop`` (dropped rows are counted in the result).
-    options: L-BFGS-B options (scipy's defaults unless given).
+    options: L-BFGS-B options (scipy's defaults unless given). The defaults stop once the
+        objective (scaled to 1 at the start) changes by less than ~2e-9 per step: enough for the
+        published estimates, but a parameter along a flat direction stops early (e.g. an offset
+        E heading for its bound of 0 stops at 3.7e-6 where 1e-11 is reachable). Pass
+        ``options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 50_000}`` when the exact value of
+        such a parameter matters: a claim that the offset is zero, ``parameters_at_bound``, or
+        a fit that ``summary()`` says is weakly determined.
+    derived: a function of the natural-parameter dict giving derived quantities (e.g.
+        ``chinchilla_derived([5.88e23])``); ``bootstrap(derived=...)`` overrides it.
     scale_objective: refine each start on the objective divided by its value there, so that
         scipy's tolerances act relatively (False reproduces plain scipy on the raw objective).
     bookkeeping: how quantities were counted and selected (e.g. ``{"N": "with embeddings"}``);
@@ -157,6 +165,7 @@ class LawFit:
     reach_rtol: float = 1e-6
     bookkeeping: dict = field(default_factory=dict)
     scale_objective: bool = True
+    derived: Callable[[dict], dict] | None = None
 
     def __post_init__(self):
         self.form = get_form(self.form)
@@ -478,6 +487,7 @@ class LawFit:
         best = int(np.argmin(values))
         self.n_starts_, self.n_refined_ = len(starts), n_refined
         self.refined_objectives_ = values
+        self.refined_thetas_ = np.array([r.x for r in results])
         # reached = within reach_rtol of the best, or within 1e-12 absolute when the fit is exact
         self.n_reached_best_ = int(np.sum(values <= values[best] * (1 + self.reach_rtol) + 1e-12))
         self.theta_ = results[best].x
@@ -533,6 +543,7 @@ class LawFit:
         self.theta_ = form.from_linear(np.atleast_1d(result.x), coefs)
         self.n_starts_, self.n_refined_, self.n_reached_best_ = len(nl_grid), 1, 1
         self.refined_objectives_ = np.array([value])
+        self.refined_thetas_ = self.theta_[None, :].copy()
         self.converged_, self.message_ = bool(result.success), str(result.message)
         self.initialisation_ = (f"VPNLS: {len(nl_grid)}-point grid over the exponents, NNLS for "
                                 "the linear coefficients, Nelder-Mead refinement")
@@ -546,6 +557,75 @@ class LawFit:
         self.residuals_ = self.objective.residuals(pred[None, :], self.y_)[0]
         self.standard_errors_ = self._gauss_newton_se(pred)
         self.draws_ = None
+        self.derived_fn_ = self.derived
+        self._identifiability(pred)
+        for text in self.identifiability_warnings_:
+            warnings.warn(text, FitWarning, stacklevel=3)
+
+    #: a scaled Jacobian whose condition number exceeds this is rank-deficient in practice:
+    #: some direction of the parameters leaves every prediction unchanged
+    NOT_IDENTIFIED_CONDITION = 1e8
+    #: above this, ``summary()`` names the weakly determined directions
+    WEAK_CONDITION = 1e4
+    #: refined starts whose objective is within this factor of the best are "near-optimal"
+    NEAR_OPTIMAL = 1.01
+
+    def _identifiability(self, pred):
+        """What the data determine: distinct values per variable, the condition number of the
+        Jacobian (columns scaled to unit norm, so units do not matter) and its weakly
+        determined directions, and the spread of the near-optimal refined starts."""
+        names = self.form.param_names
+        self.distinct_values_ = {v: int(len(np.unique(a))) for v, a in self.X_.items()}
+        problems = []
+        for var, need in self.form.min_distinct.items():
+            have = self.distinct_values_.get(var)
+            if have is not None and have < need:
+                problems.append(f"{var} has {have} distinct value(s); form {self.form.name!r} needs "
+                                f"{need} to determine the parameters acting through {var}")
+        with np.errstate(all="ignore"):
+            jac = self._jacobian(self.theta_[None, :], self.X_)[0]
+            jac = jac * self.objective.transform_slope(pred)[:, None]
+            if self.weights_ is not None:
+                jac = jac * np.sqrt(self.weights_)[:, None]
+        norms = np.linalg.norm(jac, axis=0)
+        self.weak_directions_ = []
+        if not np.all(np.isfinite(jac)):
+            self.condition_number_ = math.nan
+            problems.append("the Jacobian is not finite at the optimum")
+        elif np.any(norms == 0):
+            self.condition_number_ = math.inf
+            dead = [n for n, x in zip(names, norms) if x == 0]
+            self.weak_directions_ = [f"{n} (no effect on any prediction)" for n in dead]
+            problems.append(f"parameter(s) {', '.join(dead)} change no prediction")
+        else:
+            _, sing, vt = np.linalg.svd(jac / norms, full_matrices=False)
+            self.condition_number_ = float(sing[0] / sing[-1]) if sing[-1] > 0 else math.inf
+            for value, vector in zip(sing, vt):
+                if value > 0 and sing[0] / value <= self.WEAK_CONDITION:
+                    continue
+                vector = vector / vector[np.argmax(np.abs(vector))]
+                terms = " ".join(f"{'−' if c < 0 else '+'} {abs(c):.2f}·{n}"
+                                 for c, n in zip(vector, names) if abs(c) >= 0.05)
+                terms = terms[2:] if terms.startswith("+ ") else "−" + terms[2:]
+                self.weak_directions_.append(
+                    f"{terms} (singular value {value / sing[0]:.1e} of the largest)")
+            if not self.condition_number_ <= self.NOT_IDENTIFIED_CONDITION:
+                problems.append(
+                    f"the scaled Jacobian's condition number is {self.condition_number_:.2g} "
+                    f"(> {self.NOT_IDENTIFIED_CONDITION:.0e}): the data do not determine "
+                    f"the direction {self.weak_directions_[-1]}")
+        near = self.refined_objectives_ <= self.refined_objectives_.min() * self.NEAR_OPTIMAL + 1e-12
+        near_thetas = self.refined_thetas_[near]
+        natural = self.form.natural(near_thetas)
+        self.n_near_optimal_ = int(near.sum())
+        self.near_optimal_range_ = {k: (float(np.min(v)), float(np.max(v))) for k, v in natural.items()}
+        self.identified_ = not problems
+        self.identifiability_warnings_ = [] if not problems else [
+            f"the fit is not identified: {'; '.join(problems)}. Its estimates are one point of a "
+            f"flat valley (over the {self.n_near_optimal_} refined starts within 1 % of the best "
+            "objective: " + ", ".join(f"{k} {lo:.4g}–{hi:.4g}"
+                                      for k, (lo, hi) in self.near_optimal_range_.items())
+            + "); derived quantities are left undefined"]
 
     def _gauss_newton_se(self, pred) -> dict[str, float]:
         """Asymptotic SEs for least-squares fits, s²(JᵀJ)⁻¹; NaN for other objectives."""
@@ -605,7 +685,7 @@ class LawFit:
                                 "n_resamples": n_resamples, "seed": seed, "ci_level": ci,
                                 "refit": "one L-BFGS-B descent from the full-data optimum, "
                                          + BOOTSTRAP_SCALING}
-        self.derived_fn_ = derived
+        self.derived_fn_ = derived or self.derived
         self.ci_level_ = ci
         self.draws_ = self.form.natural(self.draws_theta_)
         return self
@@ -622,11 +702,26 @@ class LawFit:
         return out
 
     def derived_estimates(self, derived=None) -> dict[str, float]:
+        """Derived quantities at the best fit. One that is undefined is NaN, and
+        ``undefined_derived_`` says why (the fit not identified, a non-finite value)."""
         derived = derived or getattr(self, "derived_fn_", None)
+        self.undefined_derived_ = {}
         if derived is None:
             return {}
-        values = derived({k: np.array([v]) for k, v in self.natural_.items()})
-        return {k: float(np.asarray(v).ravel()[0]) for k, v in values.items()}
+        point = {k: np.array([v]) for k, v in self.natural_.items()}
+        with np.errstate(all="ignore"):
+            values = {k: float(np.asarray(v).ravel()[0]) for k, v in derived(point).items()}
+        explain = getattr(derived, "explain", None)
+        for name, value in values.items():
+            if not getattr(self, "identified_", True):
+                self.undefined_derived_[name] = "the fit is not identified (see fit_warnings)"
+                values[name] = math.nan
+            elif not math.isfinite(value):
+                reason = explain(point, name) if explain else ""
+                self.undefined_derived_[name] = reason or (
+                    "not finite at the best fit (" + ", ".join(
+                        f"{k} = {v:.4g}" for k, v in self.natural_.items()) + ")")
+        return values
 
     def intervals(self) -> dict[str, tuple[float, float]]:
         """Percentile CIs of every natural parameter and derived quantity (after ``bootstrap``)."""
@@ -679,8 +774,21 @@ class LawFit:
                                   in zip(self.form.param_names, self.fit_bounds)}),
             "parameters_at_bound": ", ".join(self.parameters_at_bound()) or "none",
             "degrees_of_freedom": self.degrees_of_freedom_,
-            "fit_warnings": "; ".join(self.fit_warnings_) or "none",
+            "fit_warnings": "; ".join(self.fit_warnings_ + self.identifiability_warnings_) or "none",
+            "n_reached_best_among": f"the {self.n_refined_} refined starts (the best of the grid), "
+                                    "not the whole grid",
+            "distinct_values": ", ".join(f"{k}: {v}" for k, v in self.distinct_values_.items()),
+            "n_parameters": len(self.form.params),
+            "condition_number": self.condition_number_,
+            "weak_directions": "; ".join(self.weak_directions_) or "none",
+            "identified": int(self.identified_),
+            "n_near_optimal": self.n_near_optimal_,
+            "near_optimal_range": json.dumps({k: [f"{lo:.6g}", f"{hi:.6g}"] for k, (lo, hi)
+                                              in self.near_optimal_range_.items()}),
         }
+        self.derived_estimates()
+        attrs["undefined_derived"] = "; ".join(f"{k}: {v}" for k, v in
+                                               self.undefined_derived_.items()) or "none"
         if self.draws_ is not None:
             attrs.update({k: str(v) for k, v in self.bootstrap_info_.items()})
             attrs["n_failed_draws"] = self.n_failed_draws_
@@ -711,6 +819,12 @@ class LawFit:
                 ds["derived_ci_high"] = ("quantity", [ci[k][1] for k in derived])
                 ds["derived_draws"] = (("draw", "quantity"),
                                        np.column_stack([np.asarray(values[k]) for k in derived]))
+        ds["refined_theta"] = (("refined_start", "fit_parameter"), self.refined_thetas_)
+        ds["refined_theta"].attrs.update(long_name="refined start's optimum, optimiser's "
+                                         "parametrisation", units="1")
+        ds["refined_objective"] = ("refined_start", self.refined_objectives_)
+        ds["refined_objective"].attrs.update(long_name="objective at each refined optimum",
+                                             units="1")
         ds["residual"] = ("point", self.residuals_)
         ds["residual"].attrs["long_name"] = f"residual in {self.objective.space} space"
         for var, long_name in (("estimate", "best-fit value"), ("ci_low", "lower CI bound"),

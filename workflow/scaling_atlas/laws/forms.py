@@ -53,6 +53,9 @@ class LawForm:
     params: ClassVar[tuple[Param, ...]] = ()
     #: the target must be positive for log-space objectives (probabilities, losses)
     equation: ClassVar[str] = ""
+    #: distinct values a variable needs for the parameters acting through it alone to be
+    #: determined (e.g. Chinchilla's A/N^α beside E needs 3 model sizes); checked with every fit
+    min_distinct: ClassVar[dict[str, int]] = {}
 
     # ---- helpers -----------------------------------------------------------------------------
     @property
@@ -255,6 +258,7 @@ class ChinchillaForm(LawForm):
         Param("alpha", meaning="exponent of N"), Param("beta", meaning="exponent of D"),
     )
     equation = "L = E + A/N^α + B/D^β"
+    min_distinct = {"N": 3, "D": 3}  # (A, α) beside E from N alone; (B, β) from D alone
 
     def _terms(self, theta, X):
         a, b, e, alpha, beta = self.unpack(theta)
@@ -310,6 +314,7 @@ class ChinchillaTiedForm(ChinchillaForm):
         Param("alpha", meaning="common exponent of N and D"),
     )
     equation = "L = E + A/N^α + B/D^α"
+    min_distinct = {"N": 2, "D": 2}  # α is shared: A from N's spread, B from D's
 
     def _expand(self, theta):
         return np.concatenate([theta, theta[:, 3:4]], axis=1)
