@@ -26,6 +26,7 @@ from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_areas, lr_schedul
 from scaling_atlas.laws.validation import (
     compute_cut_score,
     holdout_score,
+    interval_coverage,
     leave_largest_out,
     residual_summary,
 )
@@ -33,7 +34,7 @@ from scaling_atlas.laws.validation import (
 __all__ = [
     "FitDataError", "FitWarning", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
     "PowerLaw", "REGISTRY", "chinchilla_derived", "compute_cut_score", "envelope_optima",
-    "fit_isoflop", "fit_power_law_over", "get_form", "grid", "holdout_score", "isoflop_optima",
+    "fit_isoflop", "fit_power_law_over", "get_form", "grid", "holdout_score", "interval_coverage", "isoflop_optima",
     "leave_largest_out", "lr_areas", "lr_schedule", "optimal_allocation", "register_form",
     "residual_summary", "weighted_power_law",
 ]

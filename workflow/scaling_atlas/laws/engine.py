@@ -648,6 +648,75 @@ class LawFit:
         arrays = {v: np.asarray(X[columns.get(v, v)], float) for v in self.form.variables}
         return self.form.predict(self.theta_[None, :], arrays)[0]
 
+    def predict_interval(self, X=None, columns=None, *, C=None, level: float | None = None,
+                         noise: bool = True, seed: int = 0) -> pd.DataFrame:
+        """Predictions with an interval that combines the parameter bootstrap and the residual
+        scatter (observation noise), after ``bootstrap``.
+
+        For every bootstrap draw θ_b the prediction at each point is carried into the fit's
+        space, a residual drawn from the fit's own (centred, inflated by √(n/(n−p))) is added,
+        and the result carried back; the interval is the central ``level`` of those values
+        (default: the bootstrap's level). ``param_low``/``param_high`` is the parameter part
+        alone (``noise=False`` makes it the whole interval).
+
+        ``C=`` instead of ``X`` predicts at compute-optimal allocations (forms with A, B, α, β,
+        such as Chinchilla): N_opt and D_opt are found per draw, so the interval includes the
+        allocation's uncertainty; the table then has ``N`` and ``D`` at the best fit.
+        """
+        if getattr(self, "draws_theta_", None) is None or self.draws_ is None:
+            raise ValueError("predict_interval needs bootstrap draws: call fit(...).bootstrap(...) "
+                             "first")
+        level = self.ci_level_ if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        draws = self.draws_theta_[np.all(np.isfinite(self.draws_theta_), axis=1)]
+        if C is not None:
+            from scaling_atlas.laws.compute_optimal import optimal_allocation
+
+            natural = self.form.natural(np.vstack([self.theta_[None, :], draws]))
+            missing = {"A", "B", "alpha"} - set(natural)
+            if missing:
+                raise ValueError(f"predicting at a compute budget needs a form with A, B, α, β "
+                                 f"(like chinchilla); {self.form.name!r} has "
+                                 f"{', '.join(natural)}")
+            budgets = np.atleast_1d(np.asarray(C, float))
+            beta = natural.get("beta", natural["alpha"])
+            n_opt, d_opt, _ = optimal_allocation(natural["A"][:, None], natural["B"][:, None],
+                                                 natural["alpha"][:, None], beta[:, None],
+                                                 budgets[None, :])
+            with np.errstate(all="ignore"):
+                values = np.array([self.form.predict(t[None, :], {"N": n, "D": d})[0]
+                                   for t, n, d in zip(np.vstack([self.theta_[None, :], draws]),
+                                                      n_opt, d_opt)])
+            best, values = values[0], values[1:]
+            table = pd.DataFrame({"C": budgets, "N": n_opt[0], "D": d_opt[0]})
+        else:
+            columns = columns or {}
+            arrays = {v: np.atleast_1d(np.asarray(X[columns.get(v, v)], float))
+                      for v in self.form.variables}
+            with np.errstate(all="ignore"):
+                best = self.form.predict(self.theta_[None, :], arrays)[0]
+                values = self.form.predict(draws, arrays)
+            table = pd.DataFrame(arrays)
+        tail = 100 * (1 - level) / 2
+        with np.errstate(all="ignore"):
+            param_low, param_high = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+            total = values
+            if noise:
+                rng = np.random.default_rng(seed)
+                pool = self.residuals_ - np.mean(self.residuals_)
+                pool = pool * math.sqrt(self.n_points_ / max(self.degrees_of_freedom_, 1))
+                eps = rng.choice(pool, size=values.shape, replace=True)
+                total = self.objective.inverse_transform(self.objective.transform(values) + eps)
+            low, high = np.nanpercentile(total, [tail, 100 - tail], axis=0)
+        table["prediction"] = best
+        table["low"], table["high"] = low, high
+        table["param_low"], table["param_high"] = param_low, param_high
+        table.attrs.update(level=level, n_draws=len(draws), noise=(
+            f"residuals of the fit in {self.objective.space} space, resampled, centred and "
+            "inflated by √(n/(n−p))" if noise else "none (parameter uncertainty only)"))
+        return table
+
     # ---- uncertainty ---------------------------------------------------------------------------
     def bootstrap(self, n_resamples: int = 4000, by: str = "points", seed: int = 42,
                   n_jobs: int | None = None, ci: float = 0.95,

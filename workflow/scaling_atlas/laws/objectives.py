@@ -51,6 +51,12 @@ class Objective:
             return np.log(-np.log(values))
         return np.log(values) if self.space == "log" else values
 
+    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
+        """The target from its value in the fit's space (the inverse of ``transform``)."""
+        if self.space == "loglog":
+            return np.exp(-np.exp(values))
+        return np.exp(values) if self.space == "log" else values
+
     def transform_slope(self, values: np.ndarray) -> np.ndarray:
         """d transform / d value, to carry a prediction's Jacobian into the fit's space."""
         if self.space == "loglog":

@@ -11,6 +11,7 @@ published numbers.
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -24,6 +25,7 @@ from scaling_atlas.cubes import describe_variables
 from scaling_atlas.datasets import obtain
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (
+    FitWarning,
     LawFit,
     Objective,
     chinchilla_derived,
@@ -32,6 +34,7 @@ from scaling_atlas.laws import (
     get_form,
     grid,
     holdout_score,
+    interval_coverage,
     isoflop_optima,
     lr_areas,
     optimal_allocation,
@@ -133,6 +136,12 @@ class PublishedStudy(Study):
                      "our refit.",
         "fitting_choices": "Tokens per parameter at Chinchilla compute (5.88e23 FLOP) under "
                            "different fitting choices on the same data.",
+        "prediction_coverage": "Prediction intervals tested by extrapolation: fit the Chinchilla "
+                               "law on the smaller part of each published dataset, predict the "
+                               "held-out larger part with an interval (parameter bootstrap + "
+                               "residual scatter), and count the held-out points inside it "
+                               "against the nominal level (dashed). fits.nc group "
+                               "prediction_coverage holds the table.",
         "mpl_curves": "Multi-Power Law: observed loss curves (dots) and the refit's predictions "
                       "(lines) per schedule, 25M model; the three training schedules are solid.",
     }
@@ -255,6 +264,8 @@ class PublishedStudy(Study):
         groups["gadre"] = self._fit_gadre(cube["gadre"].to_dataset())
         groups["mpl"] = self._fit_mpl(cube["mpl"].to_dataset())
         groups["lr_annealing"] = self._fit_lr_annealing(cube["mpl"].to_dataset())
+        if self.cfg["coverage_resamples"]:
+            groups["prediction_coverage"] = self._prediction_coverage(cube)
         return xr.DataTree.from_dict({f"/{k}": _finish_group(v) for k, v in groups.items()})
 
     def _epoch_points(self, chinchilla: xr.Dataset, exclude: int | None = None) -> pd.DataFrame:
@@ -363,6 +374,79 @@ class PublishedStudy(Study):
         ds.attrs["description"] = ("extrapolation tests of the log-Huber Chinchilla fit on Epoch's "
                                    "points (residuals observed − predicted)")
         return ds
+
+    #: nominal levels of the prediction-interval coverage table
+    COVERAGE_LEVELS = (0.5, 0.8, 0.95)
+
+    def _coverage_data(self, cube) -> dict[str, pd.DataFrame]:
+        """(N, D, C, loss) of every published dataset the coverage table uses."""
+        epoch = self._epoch_points(cube["chinchilla"].to_dataset())
+        data = {"Epoch (Chinchilla)": epoch.assign(C=6 * epoch["N"] * epoch["D"])}
+        gadre = cube["gadre"].to_dataset().to_dataframe()
+        for short, name in GADRE_DATA.items():
+            d = gadre[gadre["dataset"] == name]
+            data[f"Gadre {short}"] = pd.DataFrame({"N": d["params"], "D": d["tokens"],
+                                                   "C": 6 * d["params"] * d["tokens"],
+                                                   "loss": d["loss_c4_val"]}).dropna()
+        tuned = tuned_rw(cube["porian_isoflop"].to_dataset().to_dataframe())
+        data["Porian tuned RW"] = pd.DataFrame({"N": tuned["n_params"], "D": tuned["n_tokens"],
+                                                "C": tuned["flops"], "loss": tuned["loss"]})
+        return {k: v.reset_index(drop=True) for k, v in data.items()}
+
+    def _prediction_coverage(self, cube) -> xr.Dataset:
+        """Nominal against empirical coverage of the engine's prediction intervals (parameter
+        bootstrap + residual scatter), extrapolating on every published dataset with (N, D):
+        the largest model size held out, and the top 20 % of compute held out."""
+        rows = []
+        for dataset, d in self._coverage_data(cube).items():
+            # the largest model sizes that hold ≥ 10 % of the points (and ≥ 3): Epoch's N are
+            # read off a figure and Gadre's largest size is one run, so one size is too few
+            sizes = np.sort(d["N"].unique())[::-1]
+            counts = np.cumsum([int((d["N"] == n).sum()) for n in sizes])
+            cut = sizes[int(np.argmax(counts >= max(3, math.ceil(0.1 * len(d)))))]
+            splits = {"largest N held out (≥ 10 % of points)": d["N"] < cut,
+                      "compute cut (top 20 % of C held out)": d["C"] <= d["C"].quantile(0.8)}
+            for split, train in splits.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FitWarning)
+                    table = interval_coverage(LawFit("chinchilla"), d, d["loss"], train.to_numpy(),
+                                              levels=self.COVERAGE_LEVELS,
+                                              n_resamples=self.cfg["coverage_resamples"],
+                                              seed=self.cfg["bootstrap_seed"],
+                                              n_jobs=self.cfg["n_jobs"] or getattr(self, "n_jobs", None))
+                rows.extend({"dataset": dataset, "split": split, **row} for row in table.to_dict("records"))
+        table = pd.DataFrame(rows).set_index(["dataset", "split", "nominal"])
+        ds = xr.Dataset.from_dataframe(table)
+        describe_variables(ds, {
+            "dataset": ("published dataset", "1"), "split": ("held-out protocol", "1"),
+            "nominal": ("nominal coverage of the prediction interval", "1"),
+            "coverage": ("fraction of held-out points inside the interval", "1"),
+            "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
+            "n_test": ("held-out points", "1"), "n_train": ("points fitted", "1"),
+            "median_relative_error": ("median |predicted − observed|/observed on held-out points", "1"),
+            "identified": ("1 if the training fit is identified", "1")})
+        ds.attrs.update(method="LawFit('chinchilla') (log-Huber δ=1e-3) on the training rows; "
+                               f"{self.cfg['coverage_resamples']} bootstrap refits; interval = "
+                               "central percentiles of bootstrap predictions plus resampled "
+                               "log-residuals (LawFit.predict_interval)",
+                        seed=self.cfg["bootstrap_seed"])
+        return ds
+
+    def figure_prediction_coverage(self, cube, fits):
+        cov = fits["prediction_coverage"].to_dataset()
+        fig, axes = new_figure(len(cov["split"]), 1, width=4.6, height=3.8, sharey=True)
+        axes = axes[0]
+        levels = cov["nominal"].to_numpy()
+        for ax, split in zip(axes, cov["split"].to_numpy()):
+            ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="nominal")
+            for dataset in cov["dataset"].to_numpy():
+                sel = cov.sel(dataset=dataset, split=split)
+                ax.plot(levels, sel["coverage"], marker="o",
+                        label=f"{dataset} ({int(sel['n_test'].max())} held out)")
+            ax.set(title=str(split), xlabel="nominal coverage", xlim=(0.4, 1.0), ylim=(0, 1.02))
+            ax.legend(fontsize=7, loc="upper left")
+        axes[0].set_ylabel("held-out points inside the interval")
+        return fig
 
     def _hoffmann_residuals(self, points) -> xr.Dataset:
         form = LawFit("chinchilla").form
