@@ -17,9 +17,11 @@ optimum ~100× slower (``benchmarks/bench_fitting.py``).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -204,7 +206,8 @@ class LawFit:
         n = len(next(iter(arrays.values())))
         if labels is None:
             labels = np.arange(n)
-        y = _numeric(_aligned(y, X, "target"), "target", labels)
+        target_name = str(y.name) if isinstance(y, pd.Series) and y.name is not None else "target"
+        y = _numeric(_aligned(y, X, "target"), target_name, labels)
         if any(len(a) != len(y) for a in arrays.values()):
             raise FitDataError(f"the variables have {n} rows and the target {len(y)}: "
                                "they must have one value per point")
@@ -234,7 +237,8 @@ class LawFit:
         for v in form.positive():
             bad = keep & ~(arrays[v] > 0)
             if bad.any():
-                raise FitDataError(f"non-positive {v} in row(s) {_rows(labels, bad)}")
+                named = "" if columns.get(v, v) == v else f" (column {columns[v]!r})"
+                raise FitDataError(f"non-positive {v}{named} in row(s) {_rows(labels, bad)}")
         if self.objective.space == "log":
             bad = keep & ~(y > 0)
             if bad.any():
@@ -720,12 +724,14 @@ class LawFit:
     # ---- uncertainty ---------------------------------------------------------------------------
     def bootstrap(self, n_resamples: int = 4000, by: str = "points", seed: int = 42,
                   n_jobs: int | None = None, ci: float = 0.95,
-                  derived: Callable[[dict], dict] | None = None) -> "LawFit":
+                  derived: Callable[[dict], dict] | None = None,
+                  progress: bool = False) -> "LawFit":
         """Non-parametric bootstrap: resample points (or whole groups/runs), refit each resample
         from the best fit (one L-BFGS-B descent, as Epoch), percentile CIs.
 
         Index draws are made up front from one seeded generator, so the result does not depend
-        on ``n_jobs`` (default: every available core).
+        on ``n_jobs`` (default: every available core). ``progress`` shows a progress bar on
+        stderr.
         """
         if by not in ("points", "groups"):
             raise ValueError(f"bootstrap by must be 'points' or 'groups', got {by!r}")
@@ -743,11 +749,28 @@ class LawFit:
         n_jobs = n_jobs or _available_cpus()
         chunks = np.array_split(np.arange(n_resamples), max(1, min(n_jobs * 4, n_resamples)))
         tasks = [[samples[i] for i in chunk] for chunk in chunks]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_resamples, desc="bootstrap", unit="refit", file=sys.stderr)
+        parts = []
         if n_jobs > 1 and n_resamples > 50:
+            # workers get the fit without its derived-quantity function (a closure need not pickle)
+            worker = copy.copy(self)
+            worker.derived = worker.derived_fn_ = None
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                parts = list(pool.map(self._refit_many, tasks))
+                for part in pool.map(worker._refit_many, tasks):
+                    parts.append(part)
+                    if bar is not None:
+                        bar.update(len(part))
         else:
-            parts = [self._refit_many(t) for t in tasks]
+            for task in tasks:
+                parts.append(self._refit_many(task))
+                if bar is not None:
+                    bar.update(len(task))
+        if bar is not None:
+            bar.close()
         self.draws_theta_ = np.concatenate(parts)
         self.n_failed_draws_ = int(np.sum(~np.all(np.isfinite(self.draws_theta_), axis=1)))
         self.bootstrap_info_ = {"ci_method": f"percentile bootstrap over {by}",
@@ -882,6 +905,9 @@ class LawFit:
             ds["ci_low"] = ("parameter", [ci[k][0] for k in names])
             ds["ci_high"] = ("parameter", [ci[k][1] for k in names])
             ds["draws"] = (("draw", "parameter"), np.column_stack([self.draws_[k] for k in names]))
+            ds["draws_theta"] = (("draw", "fit_parameter"), self.draws_theta_)
+            ds["draws_theta"].attrs.update(long_name="bootstrap refit in the optimiser's "
+                                           "parametrisation", units="1")
             if derived:
                 values = self.derived_fn_(self.draws_)
                 ds["derived_ci_low"] = ("quantity", [ci[k][0] for k in derived])
@@ -903,6 +929,36 @@ class LawFit:
                 ds[var].attrs.update(long_name=long_name, units="1")
         ds.attrs.update(self.attributes())
         return ds
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "LawFit":
+        """A fitted ``LawFit`` back from ``to_dataset()`` (a ``fits.nc`` written by the command
+        line or a study): enough to ``predict`` and ``predict_interval``; not refittable,
+        since the data are not stored. Reads no code: the form is looked up by name."""
+        attrs = ds.attrs
+        missing = [k for k in ("form", "objective", "objective_space", "objective_reduction")
+                   if k not in attrs] + [v for v in ("theta", "residual") if v not in ds]
+        if missing:
+            raise ValueError(f"not a LawFit dataset: it lacks {', '.join(missing)}")
+        delta = attrs.get("objective_delta", "n/a")
+        objective = Objective(str(attrs["objective"]), float(delta) if delta != "n/a" else 1e-3,
+                              str(attrs["objective_space"]), str(attrs["objective_reduction"]))
+        fit = cls(str(attrs["form"]), objective)
+        fit.theta_ = np.asarray(ds["theta"].values, float)
+        fit.params_ = dict(zip(fit.form.param_names, map(float, fit.theta_)))
+        fit.natural_ = {k: float(v[0]) for k, v in fit.form.natural(fit.theta_[None, :]).items()}
+        fit.residuals_ = np.asarray(ds["residual"].values, float)
+        fit.n_points_ = int(attrs.get("n_points", len(fit.residuals_)))
+        fit.degrees_of_freedom_ = int(attrs.get("degrees_of_freedom",
+                                                fit.n_points_ - len(fit.form.params)))
+        fit.identified_ = bool(int(attrs.get("identified", 1)))
+        fit.draws_ = fit.draws_theta_ = None
+        fit.derived_fn_ = None
+        if "draws_theta" in ds:
+            fit.draws_theta_ = np.asarray(ds["draws_theta"].values, float)
+            fit.draws_ = fit.form.natural(fit.draws_theta_)
+            fit.ci_level_ = float(attrs.get("ci_level", 0.95))
+        return fit
 
     def summary(self) -> dict:
         """One flat row: estimates, CIs, derived quantities and the checklist."""

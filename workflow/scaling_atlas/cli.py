@@ -1,0 +1,480 @@
+"""``scaling-atlas``: the law engine from the command line.
+
+    scaling-atlas fit runs.csv --law chinchilla --x N=params,D=tokens --y loss --bootstrap 1000
+    scaling-atlas predict runs_fit/fits.nc --at C=1e24
+    scaling-atlas isoflop isoflops.csv --columns flops=C,n_params=N,loss=loss
+    scaling-atlas forms
+
+Input files: CSV, TSV, parquet, JSON lines, and Weights & Biases exports (a chart's CSV export,
+whose columns are ``<run> - <metric>``, or a run history dumped as JSON lines with ``_step``).
+Bad input ends with one line naming the file, the row(s) and the column, and exit status 2;
+rows are counted as the file's lines (the header is line 1) for CSV/TSV/JSONL, from 1 for
+parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FORMATS = ("auto", "csv", "tsv", "parquet", "jsonl", "wandb")
+
+
+class InputError(Exception):
+    """Bad input: the message names the file and, where it can, the row and column."""
+
+
+# ---- reading ---------------------------------------------------------------------------------
+def _format_of(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    by_suffix = {".csv": "csv", ".csv.gz": "csv", ".tsv": "tsv", ".parquet": "parquet",
+                 ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+    if suffix not in by_suffix:
+        raise InputError(f"{path}: cannot tell the format from the suffix {suffix!r}; pass "
+                         f"--format ({', '.join(FORMATS[1:])})")
+    found = by_suffix[suffix]
+    if found == "csv" and _looks_like_wandb(path):
+        return "wandb"
+    return found
+
+
+WANDB_COLUMN = re.compile(r"^(?P<run>.+) - (?P<metric>[^ ].*?)$")
+
+
+def _looks_like_wandb(path: Path) -> bool:
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except Exception:  # noqa: BLE001 - the real read reports it
+        return False
+    return any(WANDB_COLUMN.match(str(c)) for c in header) and any(
+        str(c) in ("Step", "_step", "step", "trainer/global_step") for c in header)
+
+
+def _wandb_long(wide: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A W&B chart export (one ``<run> - <metric>`` column per run, plus ``__MIN``/``__MAX``
+    bands) as a long table: run, step, one column per metric."""
+    step = next((c for c in wide.columns if c in ("Step", "_step", "step", "trainer/global_step")),
+                None)
+    if step is None:
+        raise InputError(f"{path}: a W&B export needs a step column (Step or _step)")
+    parts = []
+    for column in wide.columns:
+        match = WANDB_COLUMN.match(str(column))
+        if not match or column.endswith(("__MIN", "__MAX")):
+            continue
+        part = wide[[step, column]].dropna(subset=[column])
+        parts.append(pd.DataFrame({"run": match["run"], "step": part[step].to_numpy(),
+                                   match["metric"]: part[column].to_numpy()},
+                                  index=part.index))
+    if not parts:
+        raise InputError(f"{path}: no '<run> - <metric>' columns in this W&B export")
+    long = pd.concat(parts)
+    metrics = [c for c in long.columns if c not in ("run", "step")]
+    return long.groupby(["run", "step"], sort=False, as_index=False)[metrics].first()
+
+
+def read_table(path, fmt: str = "auto") -> pd.DataFrame:
+    """The rows of ``path`` with the index set to where each row is in the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give one file")
+    fmt = _format_of(path, fmt)
+    try:
+        if fmt in ("csv", "tsv", "wandb"):
+            table = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
+            table.index = table.index + 2  # line numbers: the header is line 1
+        elif fmt == "parquet":
+            table = pd.read_parquet(path)
+            table.index = np.arange(1, len(table) + 1)
+        else:
+            rows = []
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise InputError(f"{path}: line {number}: not JSON ({error.msg})") from None
+                    if not isinstance(value, dict):
+                        raise InputError(f"{path}: line {number}: expected one JSON object per "
+                                         f"line, got {type(value).__name__}")
+                    rows.append((number, value))
+            table = pd.DataFrame([v for _, v in rows], index=[n for n, _ in rows])
+            if "_step" in table and "step" not in table:  # a W&B run history
+                table = table.rename(columns={"_step": "step"})
+    except InputError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
+            OSError, ImportError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read it as {fmt}: {first}") from None
+    # a text cell makes pandas read its whole column as text: keep the numbers as numbers, so
+    # that the error names only the cells that are not
+    for column in table.columns:
+        if pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(table[column]):
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        if numbers.notna().any():
+            table[column] = numbers.astype(object).where(numbers.notna(),
+                                                         table[column].astype(object))
+    if fmt == "wandb":
+        table = _wandb_long(table, path)
+    if table.empty:
+        raise InputError(f"{path}: no rows")
+    return table
+
+
+def _mapping(text: str | None, keys, what: str) -> dict[str, str]:
+    """``"N,D"`` or ``"N=params,D=tokens"`` as {key: column}."""
+    if not text:
+        return {}
+    out = {}
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    for i, item in enumerate(items):
+        if "=" in item:
+            key, column = (s.strip() for s in item.split("=", 1))
+        elif keys is not None and i < len(keys):
+            key, column = keys[i], item
+        else:
+            raise InputError(f"{what}: cannot read {item!r}; write KEY=COLUMN")
+        if keys is not None and key not in keys:
+            raise InputError(f"{what}: {key!r} is not one of {', '.join(keys)}")
+        out[key] = column
+    return out
+
+
+def _for_the_command_line(error) -> str:
+    """The engine's message with its keyword arguments spelled as this command's flags."""
+    return (str(error).replace("pass nan_policy='drop'", "pass --nan-policy drop")
+            .replace("map other names with columns={...}", "map other names with --x N=COLUMN,…")
+            .replace("Map them with columns={'flops': ..., 'n_params': ..., 'loss': ...}",
+                     "Map them with --columns flops=COL,n_params=COL,loss=COL"))
+
+
+def _check_columns(table, columns, path):
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: no column(s) {', '.join(map(repr, missing))}; the file has "
+                         f"{', '.join(map(repr, map(str, table.columns)))}")
+
+
+# ---- commands --------------------------------------------------------------------------------
+def cmd_forms(args) -> int:
+    from scaling_atlas.laws import REGISTRY
+
+    for name in sorted(REGISTRY):
+        form = REGISTRY[name]()
+        params = ", ".join(f"{p.name}" + (f" ({p.meaning})" if p.meaning else "")
+                           for p in form.params)
+        print(f"{name}\n    {form.equation or '(see its docstring)'}\n"
+              f"    variables: {', '.join(form.variables)}\n    parameters: {params}")
+    return 0
+
+
+def _objective(args):
+    from scaling_atlas.laws import Objective
+
+    try:
+        return Objective(args.objective, args.delta, args.space, "sum")
+    except ValueError as error:
+        raise InputError(f"--objective/--space/--delta: {error}") from None
+
+
+def cmd_fit(args) -> int:
+    from scaling_atlas.laws import FitDataError, LawFit, chinchilla_derived, get_form
+
+    path = Path(args.file)
+    try:
+        form = get_form(args.law)
+    except (KeyError, ValueError) as error:
+        raise InputError(f"--law: {error}") from None
+    table = read_table(path, args.format)
+    columns = _mapping(args.x, list(form.variables), "--x")
+    columns = {v: columns.get(v, v) for v in form.variables}
+    needed = list(columns.values()) + [args.y] + ([args.groups] if args.groups else [])
+    _check_columns(table, needed, path)
+    derived = None
+    if {"A", "B", "alpha"} <= set(form.natural(np.zeros((1, len(form.params))))):
+        derived = chinchilla_derived(args.budgets)
+    fit = LawFit(form, _objective(args), nan_policy=args.nan_policy, derived=derived,
+                 bookkeeping={"source": str(path), **{f"column_{k}": v for k, v in columns.items()},
+                              "column_target": args.y})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit.fit(table, table[args.y], columns=columns,
+                    groups=table[args.groups].to_numpy() if args.groups else None)
+        except FitDataError as error:
+            raise InputError(f"{path}: {_for_the_command_line(error)}") from None
+        if args.bootstrap:
+            fit.bootstrap(args.bootstrap, by="groups" if args.groups else "points",
+                          seed=args.seed, n_jobs=args.jobs or None, progress=not args.quiet)
+    for warning in caught:
+        if "FitWarning" in type(warning.message).__name__:
+            print(f"warning: {warning.message}", file=sys.stderr)
+    from scaling_atlas.atomic import write_text
+
+    out = Path(args.out) if args.out else path.with_name(path.stem + "_fit")
+    out.mkdir(parents=True, exist_ok=True)
+    ds = fit.to_dataset()
+    ds.attrs.update(source_file=str(path), command=" ".join(sys.argv))
+    from scaling_atlas.cubes import write_netcdf
+
+    write_netcdf(ds, out / "fits.nc")
+    summary = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in fit.summary().items()}
+    summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+               for k, v in summary.items()}
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out / "summary.csv", pd.DataFrame([summary]).to_csv(index=False))
+    _fit_figure(fit, table, columns, args.y, out / "fit.png")
+    print(_describe(fit))
+    print(f"wrote {out / 'fits.nc'}, {out / 'summary.json'}, {out / 'summary.csv'}, "
+          f"{out / 'fit.png'}")
+    return 0
+
+
+def _describe(fit) -> str:
+    ci = fit.intervals()
+    lines = [f"{fit.form.name}: {fit.form.equation}",
+             f"  {fit.n_points_} points, objective {fit.objective.loss} in {fit.objective.space} "
+             f"space = {fit.objective_value_:.6g}; best reached by {fit.n_reached_best_} of "
+             f"{fit.n_refined_} refined starts ({fit.n_starts_} screened)"]
+    for name, value in fit.natural_.items():
+        interval = f"  [{ci[name][0]:.5g}, {ci[name][1]:.5g}]" if name in ci else ""
+        lines.append(f"  {name:>10} = {value:.6g}{interval}")
+    for name, value in fit.derived_estimates().items():
+        interval = f"  [{ci[name][0]:.5g}, {ci[name][1]:.5g}]" if name in ci else ""
+        reason = f"  ({fit.undefined_derived_[name]})" if name in fit.undefined_derived_ else ""
+        lines.append(f"  {name:>10} = {value:.6g}{interval}{reason}")
+    lines.append(f"  identified: {'yes' if fit.identified_ else 'NO'}; condition number "
+                 f"{fit.condition_number_:.3g}; distinct values "
+                 + ", ".join(f"{k} {v}" for k, v in fit.distinct_values_.items()))
+    return "\n".join(lines)
+
+
+def _fit_figure(fit, table, columns, target, path):
+    import matplotlib.pyplot as plt
+
+    from scaling_atlas.atomic import atomic_path
+    from scaling_atlas.figures import new_figure
+    from scaling_atlas.figures.style import REPRODUCIBLE_METADATA
+
+    observed = fit.y_
+    predicted = fit.form.predict(fit.theta_[None, :], fit.X_)[0]
+    first = fit.form.variables[0]
+    fig, axes = new_figure(2, 1, width=4.4, height=3.6)
+    ax = axes[0][0]
+    ax.scatter(observed, predicted, s=10, alpha=0.7)
+    lo, hi = float(np.min([observed, predicted])), float(np.max([observed, predicted]))
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--")
+    log = fit.objective.space == "log" and lo > 0
+    ax.set(xlabel=f"observed {target}", ylabel=f"predicted {target}",
+           xscale="log" if log else "linear", yscale="log" if log else "linear",
+           title=f"{fit.form.name}: {fit.form.equation}")
+    ax = axes[0][1]
+    ax.scatter(fit.X_[first], fit.residuals_, s=10, alpha=0.7)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log" if np.all(fit.X_[first] > 0) else "linear",
+           xlabel=f"{first} (column {columns[first]!r})",
+           ylabel=f"residual ({fit.objective.space} space)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata=REPRODUCIBLE_METADATA["png"], dpi=120)
+    plt.close(fig)
+
+
+def _read_fit(path):
+    import xarray as xr
+
+    from scaling_atlas.laws import LawFit
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "fits.nc"
+    if not path.exists():
+        raise InputError(f"{path}: no such file (give the fits.nc that `scaling-atlas fit` wrote)")
+    try:
+        with xr.open_dataset(path) as ds:
+            ds.load()
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a NetCDF file ({error})") from None
+    try:
+        return LawFit.from_dataset(ds), path
+    except (ValueError, KeyError) as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _at(text: str) -> dict[str, np.ndarray]:
+    out = {}
+    for item in [t.strip() for t in text.split(",") if t.strip()]:
+        if "=" not in item:
+            raise InputError(f"--at: cannot read {item!r}; write C=1e24 or N=7e10,D=1.4e12")
+        key, value = (s.strip() for s in item.split("=", 1))
+        try:
+            values = np.array([float(v) for v in value.split(":")])
+        except ValueError:
+            raise InputError(f"--at: {key}={value!r} is not a number") from None
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise InputError(f"--at: {key}={value} must be positive and finite")
+        out[key] = values
+    return out
+
+
+def cmd_predict(args) -> int:
+    fit, path = _read_fit(args.fits)
+    at = _at(args.at)
+    if set(at) == {"C"}:
+        compute = at["C"]
+        X = None
+    else:
+        missing = [v for v in fit.form.variables if v not in at]
+        extra = [k for k in at if k not in fit.form.variables]
+        if missing or extra:
+            raise InputError(f"--at: form {fit.form.name!r} takes {', '.join(fit.form.variables)}"
+                             + ("" if fit.form.name not in ("chinchilla", "chinchilla_tied")
+                                else " (or C alone)") + f"; got {', '.join(at)}")
+        lengths = {len(v) for v in at.values()}
+        if len(lengths) > 1 and 1 not in lengths:
+            raise InputError("--at: give each variable one value or the same number of values")
+        size = max(lengths)
+        X = {k: np.broadcast_to(v, size) for k, v in at.items()}
+        compute = None
+    if fit.draws_theta_ is None:
+        value = (fit.predict(X) if X is not None else None)
+        if value is None:
+            raise InputError(f"{path}: predicting at C needs bootstrap draws; refit with "
+                             "--bootstrap N")
+        for i, v in enumerate(value):
+            point = ", ".join(f"{k}={X[k][i]:.4g}" for k in X)
+            print(f"{point}: {v:.6g}  (no interval: the fit has no bootstrap; refit with "
+                  "--bootstrap N)")
+        return 0
+    try:
+        table = fit.predict_interval(X, C=compute, level=args.level, seed=args.seed)
+    except ValueError as error:
+        raise InputError(f"{path}: {error}") from None
+    level = int(round(100 * table.attrs["level"]))
+    for _, row in table.iterrows():
+        point = ", ".join(f"{k}={row[k]:.4g}" for k in (["C", "N", "D"] if compute is not None
+                                                       else fit.form.variables))
+        print(f"{point}: {row['prediction']:.6g}  {level} % interval [{row['low']:.6g}, "
+              f"{row['high']:.6g}]  (parameters alone [{row['param_low']:.6g}, "
+              f"{row['param_high']:.6g}])")
+    if not fit.identified_:
+        print("warning: the fit is not identified; its predictions mean little", file=sys.stderr)
+    return 0
+
+
+def cmd_isoflop(args) -> int:
+    from scaling_atlas.laws import FitDataError, fit_isoflop, isoflop_optima
+
+    path = Path(args.file)
+    table = read_table(path, args.format)
+    columns = _mapping(args.columns, ["flops", "n_params", "loss"], "--columns")
+    try:
+        optima = isoflop_optima(table, method=args.method, space=args.space, columns=columns,
+                                nan_policy=args.nan_policy)
+    except FitDataError as error:
+        raise InputError(f"{path}: {_for_the_command_line(error)}") from None
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(optima.drop(columns=["n_star_std_log"]).to_string(index=False))
+    try:
+        result = fit_isoflop(optima, weighted=False, n_boot=args.bootstrap, seed=args.seed)
+    except ValueError as error:
+        raise InputError(f"{path}: {error}") from None
+    ci = ("" if not args.bootstrap else
+          f"  [{result.exponent_ci[0]:.4f}, {result.exponent_ci[1]:.4f}]")
+    print(f"N*(C) ∝ C^a: a = {result.exponent:.4f}{ci}, b = {result.d_exponent:.4f}, "
+          f"R² = {result.r2:.4f} over {int(optima['used'].sum())} budgets "
+          f"({optima.attrs['curve']})")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        optima.to_csv(out, index=False)
+        print(f"wrote {out}")
+    return 0
+
+
+# ---- entry point -----------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="scaling-atlas", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def reading(p):
+        p.add_argument("--format", choices=FORMATS, default="auto",
+                       help="input format (default: from the suffix; a CSV with '<run> - "
+                            "<metric>' columns is read as a W&B export)")
+        p.add_argument("--nan-policy", choices=("raise", "drop"), default="raise",
+                       help="rows with NaN: refuse them (naming them) or drop and count them")
+
+    fit = sub.add_parser("fit", help="fit a law to a table of runs")
+    fit.add_argument("file")
+    fit.add_argument("--law", default="chinchilla", help="a form (see `scaling-atlas forms`)")
+    fit.add_argument("--x", help="the form's variables as columns: 'N,D' (in order) or "
+                                 "'N=params,D=tokens' (default: columns named as the variables)")
+    fit.add_argument("--y", default="loss", help="the target column (default: loss)")
+    fit.add_argument("--groups", help="a column of run labels: bootstrap resamples whole runs")
+    fit.add_argument("--objective", default="huber", choices=("huber", "mse", "mae"))
+    fit.add_argument("--space", default="log", choices=("log", "linear", "loglog"))
+    fit.add_argument("--delta", type=float, default=1e-3, help="Huber's δ (default 1e-3)")
+    fit.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                     help="bootstrap resamples for CIs and prediction intervals (0: none)")
+    fit.add_argument("--budgets", type=float, nargs="+", default=[5.88e23],
+                     help="compute budgets of the derived allocation (Chinchilla forms)")
+    fit.add_argument("--seed", type=int, default=42)
+    fit.add_argument("--jobs", type=int, default=0, help="bootstrap workers (0: every core)")
+    fit.add_argument("--out", help="output folder (default: FILE's name + _fit)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    reading(fit)
+    fit.set_defaults(run=cmd_fit)
+
+    predict = sub.add_parser("predict", help="predict with an interval from a fits.nc")
+    predict.add_argument("fits", help="fits.nc written by `scaling-atlas fit` (or its folder)")
+    predict.add_argument("--at", required=True,
+                         help="C=1e24 (compute-optimal, Chinchilla forms) or N=7e10,D=1.4e12; "
+                              "several points as N=1e9:1e10,D=2e10:2e11")
+    predict.add_argument("--level", type=float, default=None,
+                         help="interval level (default: the bootstrap's, 0.95)")
+    predict.add_argument("--seed", type=int, default=0)
+    predict.set_defaults(run=cmd_predict)
+
+    iso = sub.add_parser("isoflop", help="Approach 2: the loss-minimising N per budget")
+    iso.add_argument("file")
+    iso.add_argument("--columns", help="flops=COL,n_params=COL,loss=COL (default: those names)")
+    iso.add_argument("--method", choices=("akima", "parabola"), default="parabola")
+    iso.add_argument("--space", choices=("loss", "log"), default="loss",
+                     help="fit each profile to the raw loss (default) or to ln(loss)")
+    iso.add_argument("--bootstrap", type=int, default=0, help="resamples of budgets for a's CI")
+    iso.add_argument("--seed", type=int, default=0)
+    iso.add_argument("--out", help="write the per-budget table to this CSV")
+    reading(iso)
+    iso.set_defaults(run=cmd_isoflop)
+
+    forms = sub.add_parser("forms", help="list the law forms with their equations")
+    forms.set_defaults(run=cmd_forms)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as error:
+        print(f"scaling-atlas {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
