@@ -19,6 +19,12 @@ from scaling_atlas.laws.compute_optimal import (
     weighted_power_law,
 )
 from scaling_atlas.laws.engine import FitDataError, FitWarning, LawFit
+from scaling_atlas.laws.groups import (
+    GroupedForm,
+    crossover_compute,
+    effective_multiplier,
+    fit_shared,
+)
 from scaling_atlas.laws.forms import REGISTRY, LawForm, Param, get_form, grid, register_form
 from scaling_atlas.laws.objectives import Objective
 from scaling_atlas.laws.powerlaw import PowerLaw, fit_power_law_over
@@ -32,7 +38,8 @@ from scaling_atlas.laws.validation import (
 )
 
 __all__ = [
-    "FitDataError", "FitWarning", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
+    "FitDataError", "FitWarning", "GroupedForm", "crossover_compute", "effective_multiplier",
+    "fit_shared", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
     "PowerLaw", "REGISTRY", "chinchilla_derived", "compute_cut_score", "envelope_optima",
     "fit_isoflop", "fit_power_law_over", "get_form", "grid", "holdout_score", "interval_coverage", "isoflop_optima",
     "leave_largest_out", "lr_areas", "lr_schedule", "optimal_allocation", "register_form",

@@ -849,6 +849,7 @@ class LawFit:
             "objective_space": obj.space,
             "objective_delta": obj.delta if obj.loss in ("huber", "mae") else "n/a",
             "objective_reduction": obj.reduction,
+            "objective_overestimate_weight": obj.overestimate_weight,
             "objective_value": self.objective_value_,
             "optimiser": ("scipy.optimize.minimize L-BFGS-B, analytic gradient"
                           if self.solver == "lbfgsb" else "VPNLS: scipy.optimize.nnls + Nelder-Mead"),
@@ -942,7 +943,8 @@ class LawFit:
             raise ValueError(f"not a LawFit dataset: it lacks {', '.join(missing)}")
         delta = attrs.get("objective_delta", "n/a")
         objective = Objective(str(attrs["objective"]), float(delta) if delta != "n/a" else 1e-3,
-                              str(attrs["objective_space"]), str(attrs["objective_reduction"]))
+                              str(attrs["objective_space"]), str(attrs["objective_reduction"]),
+                              float(attrs.get("objective_overestimate_weight", 1.0)))
         fit = cls(str(attrs["form"]), objective)
         fit.theta_ = np.asarray(ds["theta"].values, float)
         fit.params_ = dict(zip(fit.form.param_names, map(float, fit.theta_)))
