@@ -127,7 +127,7 @@ def test_text_values_name_the_row_and_column():
         LawFit("chinchilla").fit(df, df["loss"])
     target = points()["loss"].astype(object)
     target.iloc[2] = "n/a"
-    with pytest.raises(FitDataError, match=r"column 'target', row\(s\) run2"):
+    with pytest.raises(FitDataError, match=r"column 'loss', row\(s\) run2"):
         LawFit("chinchilla").fit(points(), target)
 
 
