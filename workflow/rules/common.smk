@@ -2,7 +2,12 @@
 # stops here, before any job starts, with one line per problem.
 import sys
 
-from scaling_atlas.config import ConfigError, config_hash, validate_config
+from scaling_atlas.config import (
+    ConfigError,
+    config_hash,
+    selected_studies,
+    validate_config,
+)
 from scaling_atlas.studies import get_study
 
 try:
@@ -15,7 +20,7 @@ except ConfigError as error:
 config.clear()
 config.update(_validated)
 
-STUDIES = {name: get_study(name, config) for name in config["studies"]}
+STUDIES = {name: get_study(name, config) for name in selected_studies(config)}
 SHARDS = {name: list(study.shards()) for name, study in STUDIES.items()}
 
 
@@ -83,6 +88,11 @@ def study_corpus(wildcards):
 def corpus_fingerprint(wildcards):
     """Rerun trigger of prepare_corpus: its config and the token count the grid needs."""
     return STUDIES[wildcards.study].corpus_fingerprint()
+
+
+def dataset_inputs(wildcards):
+    """Local files a dataset is read from (a runs study's data): a changed file reruns it."""
+    return STUDIES[wildcards.study].dataset_inputs(wildcards.dataset)
 
 
 def download_cache(wildcards):

@@ -15,6 +15,8 @@ rule plan_study:
 # External data (studies that refit published results): download at a pinned commit, verify
 # the sha256, tidy into a NetCDF table. Raw downloads are cached under resources/.
 rule prepare_dataset:
+    input:
+        dataset_inputs,
     output:
         "results/{study}/data/{dataset}.nc",
     log:

@@ -138,9 +138,18 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
                     f"{prefix}: the grid has {count:,} runs, more than max_runs "
                     f"({filled['max_runs']:,}); shrink its lists or raise max_runs "
                     "(rule: max_runs)")
+    unknown = [n for n in filled.get("only_studies", []) if n not in filled["studies"]]
+    if unknown:
+        problems.append(f"only_studies: {', '.join(map(repr, unknown))} not under studies "
+                        f"({', '.join(filled['studies'])})")
     if problems:
         raise ConfigError(problems)
     return filled
+
+
+def selected_studies(config: dict) -> list[str]:
+    """The study instances a run builds: ``only_studies`` if given, else every one."""
+    return list(config.get("only_studies") or config["studies"])
 
 
 def config_hash(section: Any) -> str:

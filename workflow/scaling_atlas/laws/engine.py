@@ -925,9 +925,19 @@ class LawFit:
         ds["residual"].attrs["long_name"] = f"residual in {self.objective.space} space"
         for var, long_name in (("estimate", "best-fit value"), ("ci_low", "lower CI bound"),
                                ("ci_high", "upper CI bound"), ("draws", "bootstrap refit"),
-                               ("derived", "derived quantity at the best fit")):
-            if var in ds:
+                               ("derived", "derived quantity at the best fit"),
+                               ("derived_ci_low", "lower CI bound of the derived quantity"),
+                               ("derived_ci_high", "upper CI bound of the derived quantity"),
+                               ("derived_draws", "derived quantity of each bootstrap refit"),
+                               ("parameter", "natural parameter of the law"),
+                               ("fit_parameter", "parameter in the optimiser's parametrisation"),
+                               ("quantity", "quantity derived from the parameters"),
+                               ("draw", "bootstrap resample"),
+                               ("refined_start", "grid start refined by L-BFGS-B")):
+            if var in ds.variables:
                 ds[var].attrs.update(long_name=long_name, units="1")
+        ds["theta"].attrs["units"] = "1"
+        ds["residual"].attrs["units"] = "1"
         ds.attrs.update(self.attributes())
         return ds
 

@@ -10,12 +10,13 @@ def _registry() -> dict[str, type]:
     from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
     from scaling_atlas.studies.published import PublishedStudy
     from scaling_atlas.studies.resolution import ResolutionStudy
+    from scaling_atlas.studies.runs import RunsStudy
     from scaling_atlas.studies.superposition import SuperpositionStudy
     from scaling_atlas.studies.superposition_lm import SuperpositionLMStudy
 
     return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy,
                                            ComputeOptimalStudy, SuperpositionLMStudy, EmergenceStudy,
-                                           ResolutionStudy, DataSelectionStudy)}
+                                           ResolutionStudy, DataSelectionStudy, RunsStudy)}
 
 
 def study_class(kind: str) -> type:

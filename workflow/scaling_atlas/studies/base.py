@@ -95,6 +95,10 @@ class Study(ABC):
         """Names of external datasets the study reads (each prepared by one data job)."""
         return []
 
+    def dataset_inputs(self, name: str) -> list[str]:
+        """Local files a dataset is read from (inputs of its data job); none by default."""
+        return []
+
     def prepare_dataset(self, name: str, cache_dir: Path, log: Callable[[str], None]) -> xr.Dataset:
         """Obtain (download, verify) and tidy one dataset into a Dataset with units."""
         raise KeyError(f"study {self.name!r} has no dataset {name!r}")
