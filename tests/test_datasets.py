@@ -34,10 +34,12 @@ def fake_github(tmp_path):
 
 def test_pins_cover_every_published_file_and_match_the_mirror():
     pins = mirror_pins()
-    assert len(pins) == 31
+    assert len(pins) == 33  # 31 for the refits, 2 for the coverage table (Misfitting, Open-Athena)
     for name, digest in pins.items():
         assert sha256_of(MIRROR / name) == digest, name
     assert is_verbatim(EPOCH) and not is_verbatim("porian2024_optimal_pairs.csv")
+    assert is_verbatim("openathena_isoflops_extract.csv")
+    assert is_verbatim("li2025_misfitting_scaling_results_last_ckpt_only.csv")
     assert len(upstream_files("gadre2024_overtraining_models.csv")) == 208
 
 

@@ -68,11 +68,16 @@ def test_published_study_end_to_end(ci_run):
     from scaling_atlas.studies.published import PublishedStudy
 
     cube = open_cube(ci_run / "results/published/cube.nc")
-    assert set(cube.children) == {"chinchilla", "porian_isoflop", "porian_optimal", "gadre", "mpl"}
+    assert set(cube.children) == {"chinchilla", "porian_isoflop", "porian_optimal", "gadre", "mpl",
+                                  "misfitting_runs", "openathena_isoflops"}
     assert cube["chinchilla"].sizes["point"] == 245 and cube["gadre"].sizes["run"] == 104
     assert missing_attributes(cube) == []
     fits = open_cube(ci_run / "results/published/fits.nc")
-    assert {"epoch_huber", "epoch_mae", "porian_optimal", "gadre", "mpl"} <= set(fits.children)
+    assert {"epoch_huber", "epoch_mae", "porian_optimal", "gadre", "mpl",
+            "prediction_coverage"} <= set(fits.children)
+    coverage = fits["prediction_coverage"].to_dataset()
+    assert coverage.sizes["dataset"] == 14 and coverage.sizes["split"] == 2
+    assert ((coverage["coverage"] >= 0) & (coverage["coverage"] <= 1)).all()
     assert missing_attributes(fits) == []
     huber = fits["epoch_huber"].to_dataset()
     assert huber.attrs["objective_reduction"] == "sum" and huber.attrs["n_starts"] == 4500

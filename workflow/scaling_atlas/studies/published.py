@@ -188,7 +188,8 @@ class PublishedStudy(Study):
 
     # ---- data ----------------------------------------------------------------------------------
     def datasets(self) -> list[str]:
-        return ["chinchilla", "porian_isoflop", "porian_optimal", "gadre", "mpl"]
+        return ["chinchilla", "porian_isoflop", "porian_optimal", "gadre", "mpl", "misfitting_runs",
+                "openathena_isoflops"]
 
     def _obtain(self, name: str, cache_dir: Path, log) -> Path:
         cfg = self.cfg
@@ -237,6 +238,31 @@ class PublishedStudy(Study):
             "err_avg_subset17": ("17-task average top-1 error", "1"),
             "err_avg_46": ("46-task average top-1 error", "1")}
         return _table(df, "run", meta, source="Gadre et al. 2024 (mlfoundations/scaling@a003c49)")
+
+    def _prepare_misfitting_runs(self, cache, log):
+        df = pd.read_csv(self._obtain("li2025_misfitting_scaling_results_last_ckpt_only.csv",
+                                      cache, log))
+        df = df[["model", "N", "D", "C_6ND", "peak_lr", "loss"]].astype(
+            {"N": float, "D": float, "C_6ND": float})  # C_6ND exceeds int64
+        meta = {"model": ("model shape", "1"), "N": ("parameters incl. embeddings", "1"),
+                "D": ("training tokens", "token"), "C_6ND": ("compute 6·N·D", "FLOP"),
+                "peak_lr": ("peak learning rate", "1"),
+                "loss": ("final training loss", "nats/token")}
+        return _table(df, "run", meta, source="Li et al. 2025 (hadasah/scaling_laws@1f3708c), "
+                                               "the last checkpoint of every run")
+
+    def _prepare_openathena_isoflops(self, cache, log):
+        df = pd.read_csv(self._obtain("openathena_isoflops_extract.csv", cache, log))
+        df = df[["source", "experiment", "params", "tokens", "budget", "loss"]]
+        meta = {"source": ("publication the points come from", "1"),
+                "experiment": ("source, data and model: one IsoFLOP family", "1"),
+                "params": ("model parameters (as each source counts them)", "1"),
+                "tokens": ("training tokens", "token"), "budget": ("compute budget", "FLOP"),
+                "loss": ("loss as each source reports it", "nats/token")}
+        return _table(df, "point", meta,
+                      source="Open-Athena/scaling-law-analysis@3e0656e data/isoflops/extract "
+                             "(ml-scalefit's Chinchilla IsoFLOPs, Epoch, (Mis)Fitting, Llama 3, "
+                             "Marin 2026-03)")
 
     def _prepare_mpl(self, cache, log):
         frames = []
@@ -391,12 +417,22 @@ class PublishedStudy(Study):
         tuned = tuned_rw(cube["porian_isoflop"].to_dataset().to_dataframe())
         data["Porian tuned RW"] = pd.DataFrame({"N": tuned["n_params"], "D": tuned["n_tokens"],
                                                 "C": tuned["flops"], "loss": tuned["loss"]})
+        runs = cube["misfitting_runs"].to_dataset().to_dataframe()
+        # several peak learning rates per (N, D): the best one's loss, as a tuned ladder would
+        best = runs.groupby(["N", "D"], as_index=False)["loss"].min()
+        data["(Mis)Fitting, best LR"] = best.assign(C=6 * best["N"] * best["D"])
+        iso = cube["openathena_isoflops"].to_dataset().to_dataframe()
+        for experiment, d in iso.groupby("experiment", sort=True):
+            data[f"Open-Athena {experiment.replace('__', '/')}"] = pd.DataFrame(
+                {"N": d["params"], "D": d["tokens"], "C": d["budget"], "loss": d["loss"]})
         return {k: v.reset_index(drop=True) for k, v in data.items()}
 
     def _prediction_coverage(self, cube) -> xr.Dataset:
         """Nominal against empirical coverage of the engine's prediction intervals (parameter
         bootstrap + residual scatter), extrapolating on every published dataset with (N, D):
-        the largest model size held out, and the top 20 % of compute held out."""
+        the largest model sizes held out, and the top 20 % of compute held out. Open-Athena's
+        IsoFLOP compilation adds ml-scalefit's Chinchilla, Epoch's, the (Mis)Fitting, Llama 3
+        and Marin families."""
         rows = []
         for dataset, d in self._coverage_data(cube).items():
             # the largest model sizes that hold ≥ 10 % of the points (and ≥ 3): Epoch's N are
@@ -434,18 +470,31 @@ class PublishedStudy(Study):
 
     def figure_prediction_coverage(self, cube, fits):
         cov = fits["prediction_coverage"].to_dataset()
-        fig, axes = new_figure(len(cov["split"]), 1, width=4.6, height=3.8, sharey=True)
+        datasets = list(cov["dataset"].values.astype(str))
+        fig, axes = new_figure(len(cov["split"]), 1, width=4.4, height=0.32 * len(datasets) + 1.6,
+                               sharey=True)
         axes = axes[0]
-        levels = cov["nominal"].to_numpy()
-        for ax, split in zip(axes, cov["split"].to_numpy()):
-            ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="nominal")
-            for dataset in cov["dataset"].to_numpy():
-                sel = cov.sel(dataset=dataset, split=split)
-                ax.plot(levels, sel["coverage"], marker="o",
-                        label=f"{dataset} ({int(sel['n_test'].max())} held out)")
-            ax.set(title=str(split), xlabel="nominal coverage", xlim=(0.4, 1.0), ylim=(0, 1.02))
-            ax.legend(fontsize=7, loc="upper left")
-        axes[0].set_ylabel("held-out points inside the interval")
+        rows = np.arange(len(datasets))
+        markers = {0.5: "o", 0.8: "s", 0.95: "D"}
+        for ax, split in zip(axes, cov["split"].values.astype(str)):
+            for level in cov["nominal"].values:
+                colour = f"C{list(markers).index(float(level)) % 10}"
+                sel = cov.sel(split=split, nominal=level)
+                ax.axvline(level, color=colour, lw=0.8, ls="--")
+                ax.scatter(sel["coverage"], rows, marker=markers.get(float(level), "o"),
+                           color=colour, s=22, label=f"nominal {level:.0%}")
+            held = cov["n_test"].sel(split=split).max("nominal").values.astype(int)
+            for row, count in zip(rows, held):
+                ax.text(1.03, row, f"{count}", fontsize=7, va="center",
+                        transform=ax.get_yaxis_transform())
+            ax.text(1.03, -0.9, "held\nout", fontsize=7, va="bottom",
+                    transform=ax.get_yaxis_transform())
+            ax.set(xlim=(-0.02, 1.02), xlabel="held-out points inside the interval",
+                   title=str(split).replace(" (", "\n("))
+        axes[0].set_yticks(rows, datasets, fontsize=7)
+        axes[0].invert_yaxis()
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
         return fig
 
     def _hoffmann_residuals(self, points) -> xr.Dataset:
