@@ -67,7 +67,7 @@ def main() -> None:
         for fmt in args.formats:
             path = write(args.rows, fmt, folder)
             size = path.stat().st_size / 2**20
-            run = timed(["scaling-atlas", "fit", str(path), "--x", "N=params,D=tokens", "--quiet",
+            run = timed([str(Path(sys.executable).parent / "scaling-atlas"), "fit", str(path), "--x", "N=params,D=tokens", "--quiet",
                          "--out", str(folder / f"fit_{fmt}")])
             results.append({"variant": f"scaling-atlas fit, {fmt} ({size:.0f} MiB)", **run,
                             "ratio": run["seconds"] / base["seconds"]})

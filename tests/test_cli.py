@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,5 +158,6 @@ def test_the_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "forms"], capture_output=True,
                             text=True, check=True)
     assert "chinchilla\n    L = E + A/N^α + B/D^β" in result.stdout
-    script = subprocess.run(["scaling-atlas", "--help"], capture_output=True, text=True)
+    installed = Path(sys.executable).parent / "scaling-atlas"  # beside the environment's python
+    script = subprocess.run([str(installed), "--help"], capture_output=True, text=True)
     assert script.returncode == 0 and "predict" in script.stdout

@@ -56,3 +56,31 @@ def test_prediction_at_a_compute_budget_uses_the_allocation_of_every_draw():
     assert table["low"].iloc[1] < true_loss < table["high"].iloc[1]
     with pytest.raises(ValueError, match="needs a form with A, B"):
         LawFit("power_law_offset").fit(pd.DataFrame({"x": n}), loss).bootstrap(10, n_jobs=1).predict_interval(C=1e21)
+
+
+def test_the_coverage_table_on_published_data():
+    """The published study's coverage table on two of its datasets (the workflow's ci preset
+    skips it): both splits, every level, and the intervals widen with the level."""
+    from pathlib import Path
+
+    from scaling_atlas.studies.published import coverage_table
+
+    mirror = Path(__file__).resolve().parents[2] / "shared" / "data" / "published"
+    gadre = pd.read_csv(mirror / "gadre2024_overtraining_models.csv")
+    rpj = gadre[gadre["dataset"] == "rpj"]
+    data = {"Gadre rpj": pd.DataFrame({"N": rpj["params"], "D": rpj["tokens"],
+                                       "C": 6 * rpj["params"] * rpj["tokens"],
+                                       "loss": rpj["loss_c4_val"]}).dropna().reset_index(drop=True)}
+    rng = np.random.default_rng(0)
+    n, d = np.meshgrid(np.geomspace(1e7, 1e10, 6), np.geomspace(1e9, 1e12, 6))
+    n, d = n.ravel(), d.ravel()
+    loss = (1.8 + 400 / n**0.34 + 1500 / d**0.37) * np.exp(0.005 * rng.standard_normal(n.size))
+    data["the law itself"] = pd.DataFrame({"N": n, "D": d, "C": 6 * n * d, "loss": loss})
+    table = coverage_table(data, 40, seed=0, n_jobs=1)
+    assert table.sizes == {"dataset": 2, "split": 2, "nominal": 3}
+    cov = table["coverage"]
+    assert (cov.diff("nominal") >= 0).all()  # a wider interval holds at least as many points
+    held = table["n_test"].sel(dataset="Gadre rpj").isel(nominal=0)
+    assert int(held.sel(split="largest N held out (≥ 10 % of points)")) >= 3
+    assert float(table["median_relative_error"].sel(dataset="the law itself").max()) < 0.02
+    assert table["coverage"].attrs["units"] == "1"

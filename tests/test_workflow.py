@@ -73,11 +73,9 @@ def test_published_study_end_to_end(ci_run):
     assert cube["chinchilla"].sizes["point"] == 245 and cube["gadre"].sizes["run"] == 104
     assert missing_attributes(cube) == []
     fits = open_cube(ci_run / "results/published/fits.nc")
-    assert {"epoch_huber", "epoch_mae", "porian_optimal", "gadre", "mpl",
-            "prediction_coverage"} <= set(fits.children)
-    coverage = fits["prediction_coverage"].to_dataset()
-    assert coverage.sizes["dataset"] == 14 and coverage.sizes["split"] == 2
-    assert ((coverage["coverage"] >= 0) & (coverage["coverage"] <= 1)).all()
+    assert {"epoch_huber", "epoch_mae", "porian_optimal", "gadre", "mpl"} <= set(fits.children)
+    # the ci preset skips the coverage table (tests/test_law_prediction.py runs it on the data)
+    assert "prediction_coverage" not in fits.children
     assert missing_attributes(fits) == []
     huber = fits["epoch_huber"].to_dataset()
     assert huber.attrs["objective_reduction"] == "sum" and huber.attrs["n_starts"] == 4500

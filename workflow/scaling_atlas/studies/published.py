@@ -118,6 +118,45 @@ def _finish_group(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def coverage_table(data: dict[str, pd.DataFrame], resamples: int, seed: int,
+                   n_jobs: int | None = None, levels=(0.5, 0.8, 0.95)) -> xr.Dataset:
+    """The coverage table of ``PublishedStudy``: for each dataset (N, D, C, loss), the
+    Chinchilla law fitted on the smaller part, its prediction intervals scored on the held-out
+    larger part (the largest sizes holding ≥ 10 % of the points; the top 20 % of C)."""
+    rows = []
+    for dataset, d in data.items():
+        # the largest model sizes that hold ≥ 10 % of the points (and ≥ 3): Epoch's N are
+        # read off a figure and Gadre's largest size is one run, so one size is too few
+        sizes = np.sort(d["N"].unique())[::-1]
+        counts = np.cumsum([int((d["N"] == n).sum()) for n in sizes])
+        cut = sizes[int(np.argmax(counts >= max(3, math.ceil(0.1 * len(d)))))]
+        splits = {"largest N held out (≥ 10 % of points)": d["N"] < cut,
+                  "compute cut (top 20 % of C held out)": d["C"] <= d["C"].quantile(0.8)}
+        for split, train in splits.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                table = interval_coverage(LawFit("chinchilla"), d, d["loss"], train.to_numpy(),
+                                          levels=levels, n_resamples=resamples, seed=seed,
+                                          n_jobs=n_jobs)
+            rows.extend({"dataset": dataset, "split": split, **row} for row in table.to_dict("records"))
+    table = pd.DataFrame(rows).set_index(["dataset", "split", "nominal"])
+    ds = xr.Dataset.from_dataframe(table)
+    describe_variables(ds, {
+        "dataset": ("published dataset", "1"), "split": ("held-out protocol", "1"),
+        "nominal": ("nominal coverage of the prediction interval", "1"),
+        "coverage": ("fraction of held-out points inside the interval", "1"),
+        "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
+        "n_test": ("held-out points", "1"), "n_train": ("points fitted", "1"),
+        "median_relative_error": ("median |predicted − observed|/observed on held-out points", "1"),
+        "identified": ("1 if the training fit is identified", "1")})
+    ds.attrs.update(method="LawFit('chinchilla') (log-Huber δ=1e-3) on the training rows; "
+                           f"{resamples} bootstrap refits; interval = "
+                           "central percentiles of bootstrap predictions plus resampled "
+                           "log-residuals (LawFit.predict_interval)",
+                    seed=seed)
+    return ds
+
+
 class PublishedStudy(Study):
     kind = "published"
     title = "Literature refits (Chinchilla/Epoch, Porian, Gadre, Multi-Power Law)"
@@ -145,6 +184,11 @@ class PublishedStudy(Study):
         "mpl_curves": "Multi-Power Law: observed loss curves (dots) and the refit's predictions "
                       "(lines) per schedule, 25M model; the three training schedules are solid.",
     }
+
+    def __init__(self, name: str, section: dict, config: dict):
+        super().__init__(name, section, config)
+        if not section.get("coverage_resamples", 1):  # the table is skipped (ci preset)
+            self.figures = {k: v for k, v in self.figures.items() if k != "prediction_coverage"}
 
     def validate(self) -> list[str]:
         """The mirror folder must be there before any job: the reshaped Porian and Gadre tables
@@ -433,40 +477,10 @@ class PublishedStudy(Study):
         the largest model sizes held out, and the top 20 % of compute held out. Open-Athena's
         IsoFLOP compilation adds ml-scalefit's Chinchilla, Epoch's, the (Mis)Fitting, Llama 3
         and Marin families."""
-        rows = []
-        for dataset, d in self._coverage_data(cube).items():
-            # the largest model sizes that hold ≥ 10 % of the points (and ≥ 3): Epoch's N are
-            # read off a figure and Gadre's largest size is one run, so one size is too few
-            sizes = np.sort(d["N"].unique())[::-1]
-            counts = np.cumsum([int((d["N"] == n).sum()) for n in sizes])
-            cut = sizes[int(np.argmax(counts >= max(3, math.ceil(0.1 * len(d)))))]
-            splits = {"largest N held out (≥ 10 % of points)": d["N"] < cut,
-                      "compute cut (top 20 % of C held out)": d["C"] <= d["C"].quantile(0.8)}
-            for split, train in splits.items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FitWarning)
-                    table = interval_coverage(LawFit("chinchilla"), d, d["loss"], train.to_numpy(),
-                                              levels=self.COVERAGE_LEVELS,
-                                              n_resamples=self.cfg["coverage_resamples"],
-                                              seed=self.cfg["bootstrap_seed"],
-                                              n_jobs=self.cfg["n_jobs"] or getattr(self, "n_jobs", None))
-                rows.extend({"dataset": dataset, "split": split, **row} for row in table.to_dict("records"))
-        table = pd.DataFrame(rows).set_index(["dataset", "split", "nominal"])
-        ds = xr.Dataset.from_dataframe(table)
-        describe_variables(ds, {
-            "dataset": ("published dataset", "1"), "split": ("held-out protocol", "1"),
-            "nominal": ("nominal coverage of the prediction interval", "1"),
-            "coverage": ("fraction of held-out points inside the interval", "1"),
-            "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
-            "n_test": ("held-out points", "1"), "n_train": ("points fitted", "1"),
-            "median_relative_error": ("median |predicted − observed|/observed on held-out points", "1"),
-            "identified": ("1 if the training fit is identified", "1")})
-        ds.attrs.update(method="LawFit('chinchilla') (log-Huber δ=1e-3) on the training rows; "
-                               f"{self.cfg['coverage_resamples']} bootstrap refits; interval = "
-                               "central percentiles of bootstrap predictions plus resampled "
-                               "log-residuals (LawFit.predict_interval)",
-                        seed=self.cfg["bootstrap_seed"])
-        return ds
+        return coverage_table(self._coverage_data(cube), self.cfg["coverage_resamples"],
+                              self.cfg["bootstrap_seed"],
+                              self.cfg["n_jobs"] or getattr(self, "n_jobs", None),
+                              self.COVERAGE_LEVELS)
 
     def figure_prediction_coverage(self, cube, fits):
         cov = fits["prediction_coverage"].to_dataset()
