@@ -95,3 +95,24 @@ def test_frontiers_with_different_exponents_cross_where_their_losses_meet():
                 if _frontier_loss(truth_web, c) < _frontier_loss(truth_code, c)][0]
     assert 1e16 < expected < 1e29  # an interior crossing
     assert cross["estimate"] == pytest.approx(expected, rel=0.05)
+
+
+def test_grouped_names_follow_what_is_shared_not_what_happens_to_be_equal():
+    from scaling_atlas.laws import GroupedForm
+
+    form = GroupedForm("chinchilla", ["web", "code"], shared=("e", "alpha"))
+    assert [p.name for p in form.params][:2] == ["e", "alpha"] and len(form.params) == 2 + 2 * 3
+    theta = np.zeros((1, len(form.params)))  # every per-group parameter equal across groups
+    names = set(form.natural(theta))
+    assert {"E", "alpha", "A[web]", "A[code]", "beta[web]", "beta[code]"} <= names
+    assert "E[web]" not in names and "A" not in names
+    X = {"N": np.array([1e8, 1e9]), "D": np.array([1e10, 1e11]), "group": np.array([0.0, 1.0])}
+    theta = np.arange(1, len(form.params) + 1, dtype=float)[None, :] * 0.1
+    pred, jac = form.predict_and_jacobian(theta, X)
+    step = 1e-6
+    for p in range(theta.shape[1]):  # the Jacobian against central differences
+        up, down = theta.copy(), theta.copy()
+        up[0, p] += step
+        down[0, p] -= step
+        numeric = (form.predict(up, X) - form.predict(down, X)) / (2 * step)
+        assert jac[0, :, p] == pytest.approx(numeric[0], rel=1e-5, abs=1e-9)

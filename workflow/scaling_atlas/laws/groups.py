@@ -55,6 +55,13 @@ class GroupedForm(LawForm):
                     params.append(Param(f"{p.name}[{label}]", p.lower, p.upper,
                                         f"{p.meaning} ({label})"))
         self.params, self._index = tuple(params), index
+        # natural quantities that depend on shared parameters only: found once, by moving every
+        # per-group parameter differently and seeing which quantities stay equal across groups
+        probe = np.random.default_rng(0).uniform(0.2, 0.8, (1, len(params)))
+        per_group = [base.natural(probe[:, index[g]]) for g in range(len(labels))]
+        self._shared_natural = {name for name in per_group[0]
+                                if all(np.array_equal(per_group[0][name], other[name])
+                                       for other in per_group[1:])}
 
     def _split(self, X):
         codes = np.asarray(X["group"]).astype(int)
@@ -97,19 +104,15 @@ class GroupedForm(LawForm):
         return starts
 
     def natural(self, theta):
+        """The base form's quantities per group (``A[web]``), those of shared parameters once
+        (``E``)."""
         out = {}
         for g, label in enumerate(self.labels):
             for name, values in self.base.natural(theta[:, self._index[g]]).items():
-                out[f"{name}[{label}]"] = values
-        # a shared parameter's natural value is the same in every group: one entry
-        shared_natural = {name[: -len(f"[{self.labels[0]}]")] for name in out
-                          if name.endswith(f"[{self.labels[0]}]")
-                          and all(np.array_equal(out[name], out[name.replace(
-                              f"[{self.labels[0]}]", f"[{label}]")]) for label in self.labels)}
-        for name in shared_natural:
-            out[name] = out.pop(f"{name}[{self.labels[0]}]")
-            for label in self.labels[1:]:
-                out.pop(f"{name}[{label}]")
+                if name in self._shared_natural:
+                    out.setdefault(name, values)
+                else:
+                    out[f"{name}[{label}]"] = values
         return out
 
     def group_natural(self, theta, label) -> dict[str, np.ndarray]:
