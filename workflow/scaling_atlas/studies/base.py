@@ -151,6 +151,28 @@ class Study(ABC):
                           dtype=self.compute_dtype, workflow_config=workflow_config, job=job)
 
 
+class NoTrainingStudy(Study):
+    """A study that trains nothing (refits of published data, a user's finished runs): no grid,
+    no shards; its data come from ``datasets()``."""
+
+    compute_dtype: ClassVar[str] = "float64 (numpy)"
+
+    def runs(self) -> list[Run]:
+        return []
+
+    def run_count(self) -> int:
+        return 0
+
+    def shape_key(self, run: Run) -> Hashable:  # pragma: no cover - no runs
+        return ()
+
+    def train_shard(self, runs, device, ckpt_dir, batching, log):  # pragma: no cover
+        raise RuntimeError(f"study {self.name!r} ({self.kind}) trains nothing")
+
+    def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
+        return super().provenance(device or "none (no training)", job)
+
+
 def group_for_device(runs: list[Run], device: torch.device, batching: str) -> list[list[Run]]:
     """How a shard's runs are trained: all at once (GPU) or one after another (CPU).
 

@@ -42,7 +42,7 @@ from scaling_atlas.laws import (
     weighted_power_law,
 )
 from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_schedule
-from scaling_atlas.studies.base import Study
+from scaling_atlas.studies.base import NoTrainingStudy
 
 CHINCHILLA_FILE = "chinchilla_besiroglu2024_svg_extracted_data.csv"
 MPL_SIZES = (25, 100, 400)
@@ -157,7 +157,7 @@ def coverage_table(data: dict[str, pd.DataFrame], resamples: int, seed: int,
     return ds
 
 
-class PublishedStudy(Study):
+class PublishedStudy(NoTrainingStudy):
     kind = "published"
     title = "Literature refits (Chinchilla/Epoch, Porian, Gadre, Multi-Power Law)"
     # one core: its fit is mostly the MPL refit of 3 model sizes, which on 2 workers leaves one
@@ -211,24 +211,6 @@ class PublishedStudy(Study):
         if absent:
             return [f"mirror_dir: {mirror} lacks {', '.join(absent)} (rule: mirror needed)"]
         return []
-
-    # ---- grid: nothing to train -------------------------------------------------------------------
-    def runs(self):
-        return []
-
-    def run_count(self) -> int:
-        return 0
-
-    def shape_key(self, run):  # pragma: no cover - no runs
-        return ()
-
-    def train_shard(self, runs, device, ckpt_dir, batching, log):  # pragma: no cover
-        raise RuntimeError("the published study trains nothing")
-
-    compute_dtype = "float64 (numpy)"
-
-    def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
-        return super().provenance(device or "none (no training)", job)
 
     # ---- data ----------------------------------------------------------------------------------
     def datasets(self) -> list[str]:

@@ -30,7 +30,7 @@ import xarray as xr
 
 from scaling_atlas.claims import ClaimList, Premise
 from scaling_atlas.cubes import describe_variables
-from scaling_atlas.studies.base import Study
+from scaling_atlas.studies.base import NoTrainingStudy
 
 #: long name and unit of the variables the study knows; any other law variable needs its unit
 #: in the config (``units``)
@@ -42,10 +42,9 @@ def _chinchilla_like(form) -> bool:
     return {"A", "B", "alpha"} <= set(form.natural(np.zeros((1, len(form.params)))))
 
 
-class RunsStudy(Study):
+class RunsStudy(NoTrainingStudy):
     kind = "runs"
     title = "Your own runs (a law fitted to a table of finished runs)"
-    compute_dtype = "float64 (numpy)"
     fit_threads = 2
 
     def __init__(self, name: str, section: dict, config: dict):
@@ -218,22 +217,6 @@ class RunsStudy(Study):
                 table[columns[key]] = raw[columns[key]].astype(str)
         self._table_cache = table
         return table
-
-    # ---- no training -----------------------------------------------------------------------------
-    def runs(self):
-        return []
-
-    def run_count(self) -> int:
-        return 0
-
-    def shape_key(self, run):  # pragma: no cover - no runs
-        return ()
-
-    def train_shard(self, runs, device, ckpt_dir, batching, log):  # pragma: no cover
-        raise RuntimeError("a runs study trains nothing")
-
-    def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
-        return super().provenance(device or "none (no training)", job)
 
     def datasets(self) -> list[str]:
         return ["runs"]
