@@ -97,7 +97,7 @@ def cmd_fit(args) -> int:
     needed = list(columns.values()) + [args.y] + ([args.groups] if args.groups else [])
     _check_columns(table, needed, path)
     derived = None
-    if {"A", "B", "alpha"} <= set(form.natural(np.zeros((1, len(form.params))))):
+    if form.has_allocation:
         derived = chinchilla_derived(args.budgets)
     fit = LawFit(form, _objective(args), nan_policy=args.nan_policy, derived=derived,
                  bookkeeping={"source": str(path), **{f"column_{k}": v for k, v in columns.items()},

@@ -678,8 +678,7 @@ class LawFit:
             from scaling_atlas.laws.compute_optimal import optimal_allocation
 
             natural = self.form.natural(np.vstack([self.theta_[None, :], draws]))
-            missing = {"A", "B", "alpha"} - set(natural)
-            if missing:
+            if not self.form.has_allocation:
                 raise ValueError(f"predicting at a compute budget needs a form with A, B, α, β "
                                  f"(like chinchilla); {self.form.name!r} has "
                                  f"{', '.join(natural)}")

@@ -66,6 +66,12 @@ class LawForm:
     def bounds(self) -> list[tuple[float, float]]:
         return [(p.lower, p.upper) for p in self.params]
 
+    @property
+    def has_allocation(self) -> bool:
+        """True when the natural parameters include A, B and α (Chinchilla-like): the form then
+        has a compute-optimal allocation (``optimal_allocation``)."""
+        return {"A", "B", "alpha"} <= set(self.natural(np.zeros((1, len(self.params)))))
+
     def positive(self) -> tuple[str, ...]:
         return self.variables if self.positive_variables is None else self.positive_variables
 

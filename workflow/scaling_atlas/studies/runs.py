@@ -38,10 +38,6 @@ KNOWN = {"N": ("model parameters", "1"), "D": ("training tokens", "token"),
          "C": ("training compute", "FLOP")}
 
 
-def _chinchilla_like(form) -> bool:
-    return {"A", "B", "alpha"} <= set(form.natural(np.zeros((1, len(form.params)))))
-
-
 class RunsStudy(NoTrainingStudy):
     kind = "runs"
     title = "Your own runs (a law fitted to a table of finished runs)"
@@ -59,7 +55,7 @@ class RunsStudy(NoTrainingStudy):
             form = get_form(section.get("law", "chinchilla"))
         except ValueError:
             return  # validate() names the problem
-        if _chinchilla_like(form) and not section.get("columns", {}).get("group"):
+        if form.has_allocation and not section.get("columns", {}).get("group"):
             self.figures["frontier"] = (
                 "Each run's target against its compute C (colour: N), the fitted compute-optimal "
                 "frontier L*(C), and the requested predictions with their intervals (parameter "
@@ -83,7 +79,7 @@ class RunsStudy(NoTrainingStudy):
     def _derived(self):
         from scaling_atlas.laws import chinchilla_derived
 
-        if self._columns()["group"] or not _chinchilla_like(self.form):
+        if self._columns()["group"] or not self.form.has_allocation:
             return None
         return chinchilla_derived(self.cfg["budgets"])
 
@@ -167,7 +163,7 @@ class RunsStudy(NoTrainingStudy):
         if len(set(ids)) < len(ids):
             problems.append(f"expectations: ids repeat ({', '.join(ids)})")
         for i, point in enumerate(self.cfg["predict_at"]):
-            allowed = [{"C"}, set(form.variables)] if _chinchilla_like(form) else [set(form.variables)]
+            allowed = [{"C"}, set(form.variables)] if form.has_allocation else [set(form.variables)]
             if set(point) not in allowed:
                 problems.append(f"predict_at[{i}]: give " + " or ".join(
                     ", ".join(sorted(a)) for a in allowed) + f" (got {', '.join(point) or 'nothing'})")
