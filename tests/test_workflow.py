@@ -102,6 +102,35 @@ def test_published_study_end_to_end(ci_run):
     assert "copied from the mirror" in (ci_run / "logs/published/data/chinchilla.log").read_text()
 
 
+def test_backtest_study_end_to_end(ci_run):
+    """The registry's data step, the backtest's fits (scores, leaderboard) and figures."""
+    cube = open_cube(ci_run / "results/backtest/cube.nc")
+    assert set(cube.children) == {"epoch_chinchilla", "openathena_ml_scalefit"}
+    epoch = cube["epoch_chinchilla"].to_dataset()
+    assert epoch.sizes["point"] == 245 and int(epoch["qc_source_outlier"].sum()) == 5
+    assert "epoch-research/analyzing-chinchilla@92258837" in epoch.attrs["files"]
+    assert missing_attributes(cube) == []
+    fits = open_cube(ci_run / "results/backtest/fits.nc")
+    assert {"scores", "leaderboard", "families"} <= set(fits.children)
+    assert missing_attributes(fits) == []
+    scores = fits["scores"].to_dataset()
+    assert set(scores["split"].values) == {"largest_C", "all"}
+    status = scores["status"].sel(procedure="chinchilla", split="largest_C")
+    assert set(status.values) == {"ok"}
+    a2 = scores["status"].sel(procedure="approach2_parabola", family="epoch_chinchilla", split="all")
+    assert str(a2.values) == "not applicable"  # Epoch's points are not an IsoFLOP grid
+    board = fits["leaderboard"].to_dataset()
+    # chinchilla is the only loss-predicting procedure; Approach 2 is ranked on N* after it
+    assert list(board["procedure"].values) == ["chinchilla", "approach2_parabola"]
+    claims = pd.read_csv(ci_run / "results/backtest/claims.csv").set_index("claim_id")
+    assert claims.loc["epoch_reference_allocation", "verdict"] == "pass"
+    assert claims.loc["misfitting_form_spread", "verdict"] == "not tested"  # not in the ci run
+    for name in ("error_heatmap", "nstar_heatmap", "allocation_spread"):
+        png = ci_run / f"results/backtest/figures/{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert not (ci_run / "results/backtest/figures/coverage.png").exists()
+
+
 def test_matrix_sensing_end_to_end(ci_run):
     from scaling_atlas.studies.matrix_sensing import MatrixSensingStudy
 

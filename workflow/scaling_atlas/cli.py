@@ -4,6 +4,7 @@
     scaling-atlas predict runs_fit/fits.nc --at C=1e24
     scaling-atlas isoflop isoflops.csv --columns flops=C,n_params=N,loss=loss
     scaling-atlas forms
+    scaling-atlas datasets list | verify | show NAME [--mirror DIR] [--source download|mirror]
 
 Input files: CSV, TSV, parquet, JSON lines, and Weights & Biases exports (a chart's CSV export,
 whose columns are ``<run> - <metric>``, or a run history dumped as JSON lines with ``_step``).
@@ -283,6 +284,83 @@ def cmd_isoflop(args) -> int:
     return 0
 
 
+def _registry_error(call):
+    from scaling_atlas.datasets import DataSourceError
+    from scaling_atlas.datasets.registry import RegistryError
+
+    try:
+        return call()
+    except (RegistryError, DataSourceError) as error:
+        raise InputError(str(error)) from None
+
+
+def cmd_datasets(args) -> int:
+    """The scaling-data registry: list its datasets, verify the mirror, show one dataset."""
+    from scaling_atlas.datasets.registry import QC_FLAGS, REGISTRY, get, load, qc_summary, verify
+
+    mirror = Path(args.mirror)
+    if args.action in ("verify", "list") or args.source == "mirror":
+        if not mirror.is_dir():
+            raise InputError(f"--mirror {mirror}: no such folder (a copy of shared/data/published)")
+    if args.action == "verify":
+        names = [args.name] if args.name else None
+        table = _registry_error(lambda: verify(mirror, names))
+        bad = table[table["status"] != "ok"]
+        for row in table.itertuples():
+            print(f"{row.status:8s} {row.dataset:28s} {row.file}")
+        print(f"{len(table) - len(bad)} of {len(table)} files match their sha256 pins in {mirror}")
+        return 1 if len(bad) else 0
+    loaded = {}
+
+    def loaded_table(name):
+        if name not in loaded:
+            loaded[name] = _registry_error(lambda: load(
+                name, mirror_dir=mirror, source=args.source, cache_dir=args.cache,
+                log=(lambda m: None) if args.action == "list" else print))
+        return loaded[name]
+
+    if args.action == "list":
+        rows = []
+        for name, spec in REGISTRY.items():
+            table = loaded_table(name)
+            flagged = len(table) - qc_summary(table)["clean"]
+            rows.append({"dataset": name, "rows": len(table), "groups": table["group"].nunique(),
+                         "flagged": flagged, "N,D law": "yes" if spec.usable else "no",
+                         "duplicate of": spec.duplicate_of or "", "license": spec.license_short,
+                         "title": spec.title})
+        with pd.option_context("display.width", 250, "display.max_colwidth", 70):
+            print(pd.DataFrame(rows).to_string(index=False))
+        return 0
+    if not args.name:
+        raise InputError("datasets show: name a dataset (see `scaling-atlas datasets list`)")
+    spec = _registry_error(lambda: get(args.name))
+    table = loaded_table(args.name)
+    print(f"{spec.name}: {spec.title}")
+    print(f"  paper:      {spec.paper}")
+    print(f"  license:    {spec.license}")
+    print(f"  loss:       {spec.loss_units}")
+    print(f"  N counted:  {spec.n_counting}\n  D counted:  {spec.d_counting}\n"
+          f"  C counted:  {spec.c_counting}")
+    for column, why in spec.missing.items():
+        print(f"  no {column}: {why}")
+    if spec.duplicate_of:
+        print(f"  repeats:    {spec.duplicate_of}")
+    if spec.notes:
+        print(f"  notes:      {spec.notes}")
+    for row in spec.provenance():
+        kind = "verbatim" if row["verbatim"] else "reshaped from"
+        print(f"  file {row['file']}: {kind} {row['repository']}@{row['commit'][:7]}:"
+              f"{row['path']} (sha256 {row['upstream_sha256'][:12]}…)")
+    print(f"  {len(table)} rows, {table['group'].nunique()} group(s): "
+          + ", ".join(map(str, table["group"].unique()[:6]))
+          + (" …" if table["group"].nunique() > 6 else ""))
+    for flag, count in qc_summary(table).items():
+        print(f"  {flag:22s} {count:6d}  {QC_FLAGS.get(flag, 'rows with no flag')}")
+    with pd.option_context("display.width", 200):
+        print(table[["N", "D", "C", "loss", "group", "step"]].head(args.head).to_string())
+    return 0
+
+
 # ---- entry point -----------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="scaling-atlas", description=__doc__.split("\n\n")[0])
@@ -340,6 +418,20 @@ def parser() -> argparse.ArgumentParser:
 
     forms = sub.add_parser("forms", help="list the law forms with their equations")
     forms.set_defaults(run=cmd_forms)
+
+    data = sub.add_parser("datasets", help="the registry of published scaling data: list, "
+                                           "verify (sha256), show NAME")
+    data.add_argument("action", choices=("list", "verify", "show"))
+    data.add_argument("name", nargs="?", help="a dataset (show; verify only this one)")
+    data.add_argument("--mirror", default="../shared/data/published",
+                      help="the verified mirror folder (default: ../shared/data/published)")
+    data.add_argument("--source", choices=("download", "mirror"), default="mirror",
+                      help="download each file at its pinned commit (falling back to the "
+                           "mirror), or read the mirror (default); sha256 checked either way")
+    data.add_argument("--cache", default=".scaling-atlas-cache",
+                      help="where verified copies are kept (default: .scaling-atlas-cache)")
+    data.add_argument("--head", type=int, default=5, help="rows to show (show)")
+    data.set_defaults(run=cmd_datasets)
     return top
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def _registry() -> dict[str, type]:
+    from scaling_atlas.studies.backtest import BacktestStudy
     from scaling_atlas.studies.compute_optimal import ComputeOptimalStudy
     from scaling_atlas.studies.data_selection import DataSelectionStudy
     from scaling_atlas.studies.emergence import EmergenceStudy
@@ -16,7 +17,8 @@ def _registry() -> dict[str, type]:
 
     return {cls.kind: cls for cls in (SuperpositionStudy, PublishedStudy, MatrixSensingStudy,
                                            ComputeOptimalStudy, SuperpositionLMStudy, EmergenceStudy,
-                                           ResolutionStudy, DataSelectionStudy, RunsStudy)}
+                                           ResolutionStudy, DataSelectionStudy, RunsStudy,
+                                           BacktestStudy)}
 
 
 def study_class(kind: str) -> type:
