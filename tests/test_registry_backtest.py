@@ -105,6 +105,44 @@ def test_unknown_dataset_and_a_file_without_its_columns_are_named(tmp_path):
         get("llama3_isoflops").reader({"llama3_isoflop_points.csv": bad})
 
 
+def test_spreadsheet_reader_keeps_run_rows_and_their_model_and_length(tmp_path):
+    """(Mis)Fitting's older sweep: configuration rows, per-length sub-headers, then run rows."""
+    path = tmp_path / "li2025_misfitting_data.csv"
+    path.write_text(
+        "Params,total steps,lr,C4 Eval Loss,D,N,vocab\n"
+        "12M,,,,,40719168,32.0K\n"        # configuration row: no loss
+        ",200,,,,40719168,\n"              # sub-header: the run length
+        ",,1E-03,5.186,209715200,40719168,\n"
+        ",,2E-03,4.988,209715200,40719168,\n"
+        "25M,,,,,70000000,32.0K\n"
+        ",400,,,,70000000,\n"
+        ",,1E-03,4.500,419430400,70000000,\n")
+    df = get("misfitting_old").reader({"li2025_misfitting_data.csv": path})
+    assert len(df) == 3
+    assert list(df["lr"]) == [1e-3, 2e-3, 1e-3]
+    assert df["run"].iloc[0].startswith("12M steps=200") and df["run"].iloc[2].startswith("25M steps=400")
+    np.testing.assert_allclose(df["C"], 6 * df["N"] * df["D"])
+    assert len(best_per_point(df)) == 2 and best_per_point(df)["loss"].iloc[0] == 4.988
+
+
+def test_openathena_reader_matches_outlier_flags_by_value_even_for_twins(tmp_path):
+    header = "source,provenance,dataset,model,condition,experiment,tokens,params,budget,loss\n"
+    rows = ["s,p,d,m,,e1,1e9,1e8,6e17,3.0", "s,p,d,m,,e1,1e9,1e8,6e17,3.0",  # exact twins
+            "s,p,d,m,,e1,2e9,5e7,6e17,3.1"]
+    extract = tmp_path / "openathena_isoflops_extract_ml_scalefit.csv"
+    extract.write_text(header + "\n".join(rows) + "\n")
+    flags = tmp_path / "openathena_isoflops_transform.csv"
+    flags.write_text("source,dataset,model,condition,experiment,tokens,params,budget,loss,outlier,reason\n"
+                     "s,d,m,,e1,2e9,5e7,6e17,3.1,False,\n"       # reordered
+                     "s,d,m,,e1,1e9,1e8,6e17,3.0,False,\n"
+                     "s,d,m,,e1,1e9,1e8,6e17,3.0,True,exact_duplicate\n")
+    df = get("openathena_ml_scalefit").reader({extract.name: extract, flags.name: flags})
+    assert list(df["source_reason"]) == ["", "Open Athena: exact_duplicate", ""]
+    flags.write_text(flags.read_text().replace("2e9,5e7", "3e9,5e7"))
+    with pytest.raises(RegistryError, match="1 row\\(s\\) have no match in openathena_isoflops_transform.csv"):
+        get("openathena_ml_scalefit").reader({extract.name: extract, flags.name: flags})
+
+
 # ---- QC flags on constructed data ---------------------------------------------------------------
 def _table(rows):
     df = pd.DataFrame(rows, columns=["group", "N", "D", "C", "loss"])

@@ -141,6 +141,7 @@ def _loss_scores(prediction, observed) -> dict:
         log_r = np.log(prediction) - np.log(observed)
     return {"median_relative_error": float(np.median(rel)),
             "mean_relative_error": float(np.mean(rel)),
+            "mean_absolute_error": float(np.mean(np.abs(prediction - observed))),
             "rmse_log": float(np.sqrt(np.mean(log_r**2))),
             "mean_log_residual": float(np.mean(log_r))}
 
