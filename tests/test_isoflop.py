@@ -89,3 +89,20 @@ def test_every_dropped_budget_has_its_reason():
         fit_isoflop(optima.reset_index())
     akima = isoflop_optima(points, method="akima", columns=COLUMNS).set_index("flops")
     assert akima.loc[1e19, "reason"] == "minimum at the smallest sampled N"
+
+
+@pytest.mark.parametrize("tilt", [1.0, -1.0])
+def test_a_nearly_flat_profile_puts_its_vertex_out_of_range_without_overflow(tilt):
+    """A tiny positive curvature with a slope puts the vertex ~1e3 e-folds away: exp(x) under-
+    or overflows. The budget is left out with its reason (a noise replicate of compute_optimal's
+    bootstrap once crashed here with ZeroDivisionError)."""
+    points = _parabolic_surface()
+    flat = points["C"] == 1e19
+    log_n = np.log(points.loc[flat, "N"])
+    points.loc[flat, "val_loss"] = 3.0 - tilt * 1e-2 * log_n + 1e-6 * log_n**2
+    optima = isoflop_optima(points, method="parabola", columns=COLUMNS).set_index("flops")
+    row = optima.loc[1e19]
+    assert not row["used"] and math.isnan(row["n_opt"]) and math.isnan(row["d_opt"])
+    assert row["reason"] == ("minimum above the largest sampled N" if tilt > 0 else
+                             "minimum below the smallest sampled N")
+    assert optima.loc[1e18, "used"]

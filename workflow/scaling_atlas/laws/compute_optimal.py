@@ -239,8 +239,11 @@ def isoflop_optima(points: pd.DataFrame, method: str = "akima", window: int | No
             else:
                 reason = reason or "no noise replicate has an interior minimum"
         on_edge = reason.startswith("minimum") or not math.isfinite(x)
-        rows.append({"flops": c, "n_opt": math.exp(x) if math.isfinite(x) else math.nan,
-                     "d_opt": c / (6 * math.exp(x)) if math.isfinite(x) else math.nan,
+        # a nearly flat parabola puts its vertex hundreds of e-folds away: exp under- or
+        # overflows, and that budget (already outside the sampled N) has no N*
+        n_opt = float(np.exp(x)) if math.isfinite(x) and abs(x) < 700 else math.nan
+        rows.append({"flops": c, "n_opt": n_opt,
+                     "d_opt": c / (6 * n_opt) if math.isfinite(n_opt) else math.nan,
                      "loss_opt": from_space(v) if math.isfinite(v) else math.nan,
                      "n_star_std_log": std, "on_edge": bool(on_edge), "n_points": len(group),
                      "n_dropped_nan": int(dropped_per_budget.get(c, 0)), "reason": reason})
