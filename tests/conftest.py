@@ -63,6 +63,7 @@ def reproducible_env() -> dict:
 def ci_run(tmp_path_factory):
     """The ci preset run locally once per session: every study's outputs, for the end-to-end tests."""
     workdir = workflow_copy(tmp_path_factory.mktemp("workflow"))
-    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml", env=reproducible_env())
+    result = snakemake(workdir, "--configfile", "config/presets/ci.yaml", env=reproducible_env(),
+                       timeout=900)  # ≈ 7–8 min on 2 cores; 600 s left too little margin
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir

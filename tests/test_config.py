@@ -336,3 +336,20 @@ def test_the_reproduce_width_grid_meets_the_regime_rules():
 def test_superposition_lm_regime_checks_name_the_key(change, expected):
     text = problems_of(with_section(load_config(), "superposition_lm", **{**LM_REGIME, **change}))
     assert f"studies.superposition_lm.{expected}" in text and "rule: regime_checks" in text
+
+
+def test_backtest_presets_select_their_families_and_name_bad_ones():
+    """only_groups is a list, so a preset replaces the quick selection whole (a mapping would be
+    merged key by key and keep the quick run's groups); typos and unknown datasets are named."""
+    quick = validate_config(load_config())["studies"]["backtest"]
+    assert "gadre_overtraining/rw_original" in quick["only_groups"]
+    for preset in ("reproduce", "paper"):
+        section = validate_config(load_config(preset))["studies"]["backtest"]
+        assert section["only_groups"] == [] and "porian_isoflop" in section["datasets"]
+    config = with_section(load_config(), "backtest", only_groups=["gadre/rw_original", "rw_original"],
+                          datasets=["epoch_chinchilla", "luo_mpl_curves"], procedures=["chinchila"])
+    text = problems_of(config)
+    assert "only_groups: 'gadre/rw_original' is not DATASET/GROUP with a registered dataset" in text
+    assert "only_groups: 'rw_original' is not DATASET/GROUP" in text
+    assert "datasets: luo_mpl_curves has no D (tokens per step are not in the files)" in text
+    assert "procedures: unknown procedure 'chinchila'" in text

@@ -120,9 +120,11 @@ class BacktestStudy(NoTrainingStudy):
                 problems.append(f"datasets: {name} has no " + ", ".join(
                     f"{c} ({why})" for c, why in REGISTRY[name].missing.items())
                     + "; an L(N, D) law cannot be fitted to it")
-        for name in cfg["groups"]:  # a preset may select fewer datasets: only typos are errors
-            if name not in REGISTRY:
-                problems.append(f"groups: unknown dataset {name!r} (known: {', '.join(REGISTRY)})")
+        for family in cfg["only_groups"]:  # a preset may select fewer datasets: typos are errors
+            name = family.split("/", 1)[0]
+            if "/" not in family or name not in REGISTRY:
+                problems.append(f"only_groups: {family!r} is not DATASET/GROUP with a registered "
+                                f"dataset (known: {', '.join(REGISTRY)})")
         for p in cfg["procedures"]:
             if p not in PROCEDURES:
                 problems.append(f"procedures: unknown procedure {p!r} (known: {', '.join(PROCEDURES)})")
@@ -186,10 +188,11 @@ class BacktestStudy(NoTrainingStudy):
             if self.cfg["drop_source_outliers"]:
                 drop |= table["qc_source_outlier"] == 1
             table = best_per_point(table[~drop])
-            wanted = self.cfg["groups"].get(name)
-            unknown = sorted(set(wanted or ()) - set(table["group"]))
+            wanted = [f.split("/", 1)[1] for f in self.cfg["only_groups"]
+                      if f.split("/", 1)[0] == name]
+            unknown = sorted(set(wanted) - set(table["group"]))
             if unknown:
-                raise ValueError(f"groups.{name}: no group {', '.join(map(repr, unknown))} in "
+                raise ValueError(f"only_groups: no group {', '.join(map(repr, unknown))} in "
                                  f"{name} (it has {', '.join(sorted(set(table['group'])))})")
             for group, points in table.groupby("group", sort=True):
                 if wanted and group not in wanted:
