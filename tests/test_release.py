@@ -21,7 +21,7 @@ from conftest import REPO, load_config, merged, reproducible_env, snakemake
 
 pytestmark = pytest.mark.workflow
 STUDIES = ("superposition", "published", "matrix_sensing", "compute_optimal", "superposition_lm",
-           "emergence", "resolution", "data_selection")
+           "emergence", "resolution", "data_selection", "backtest")
 
 
 @pytest.fixture(scope="module")
