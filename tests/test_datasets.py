@@ -87,3 +87,19 @@ def test_a_corrupted_mirror_copy_is_refused(tmp_path):
     (mirror / EPOCH).write_text("x,y\n1,2\n")
     with pytest.raises(DataSourceError, match="does not match the pinned"):
         obtain(EPOCH, "mirror", str(mirror), tmp_path / "c", log=print)
+
+
+def test_the_published_study_needs_only_its_own_files_in_a_mirror(tmp_path):
+    """The registry pins every mirror file; the published study asks only for those it reads."""
+    from scaling_atlas.studies.published import FILES, PublishedStudy
+
+    mirror = tmp_path / "mirror"
+    for name in FILES:
+        (mirror / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(MIRROR / name, mirror / name)
+    assert set(FILES) < set(mirror_pins())  # the registry's files are pinned but not needed here
+    section = {"source": "mirror", "mirror_dir": str(mirror)}
+    assert PublishedStudy("published", section, {}).validate() == []
+    (mirror / EPOCH).unlink()
+    assert PublishedStudy("published", section, {}).validate() == [
+        f"mirror_dir: {mirror} lacks {EPOCH} (rule: mirror needed)"]

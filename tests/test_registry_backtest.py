@@ -288,3 +288,19 @@ def test_cli_verify_names_a_tampered_file_and_show_refuses_it(tmp_path):
     assert "sha256" in out.stderr and "llama3_isoflop_points.csv" in out.stderr
     out = _cli("datasets", "show", "nope", "--mirror", str(mirror))
     assert out.returncode == 2 and "unknown dataset 'nope'" in out.stderr
+
+
+def test_a_family_task_scores_coverage_on_the_splits_that_can_run():
+    """The study's worker: scores for every (split, procedure) and the reference fit's interval
+    coverage per held-out split (none for 'all', none for a split that cannot run)."""
+    from scaling_atlas.studies.backtest import COVERAGE_LEVELS, _backtest_task
+
+    points = _chinchilla_points()
+    result = _backtest_task({"family": "constructed", "points": points, "isoflop": True,
+                             "procedures": ["chinchilla"], "splits": ["largest_C", "all"],
+                             "coverage_resamples": 8, "seed": 0})
+    assert {r["split"] for r in result["rows"]} == {"largest_C", "all"}
+    coverage = pd.DataFrame(result["coverage"])
+    assert set(coverage["split"]) == {"largest_C"}
+    assert sorted(coverage["nominal"]) == sorted(COVERAGE_LEVELS)
+    assert coverage["coverage"].between(0, 1).all() and (coverage["n_test"] == 7).all()

@@ -115,7 +115,8 @@ SPLITS = {
 }
 
 
-def _split_problem(points: pd.DataFrame, train: np.ndarray, split: str) -> str:
+def split_problem(points: pd.DataFrame, train: np.ndarray, split: str) -> str:
+    """Why a split cannot be fitted (too few training points or sizes, nothing held out), or ""."""
     if split != "all" and train.all():
         return "nothing held out"
     if int(train.sum()) < MIN_TRAIN:
@@ -213,7 +214,7 @@ def backtest_family(points: pd.DataFrame, isoflop: bool, procedures=None, splits
         if splits is not None and split not in splits:
             continue
         base = {"split": split, "n_train": int(train.sum()), "n_test": int((~train).sum())}
-        problem = _split_problem(points, train, split)
+        problem = split_problem(points, train, split)
         if problem:
             rows.extend({**base, "procedure": p.name, "status": "split not run", "reason": problem}
                         for p in procedures)

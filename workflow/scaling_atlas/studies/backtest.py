@@ -55,16 +55,14 @@ PORIAN_TUNED = ("rw", "tuned", "short", "const", "standard", "val")
 def _backtest_task(task: dict) -> dict:
     """One family: every (split, procedure), and the reference procedure's coverage (a worker)."""
     from scaling_atlas.laws import FitWarning, LawFit, interval_coverage
-    from scaling_atlas.laws.backtest import backtest_family, split_masks
+    from scaling_atlas.laws.backtest import backtest_family, split_masks, split_problem
 
     points = task["points"]
     rows = backtest_family(points, task["isoflop"], task["procedures"], task["splits"])
     coverage = []
     if task["coverage_resamples"]:
         for split, train in split_masks(points).items():
-            if split == "all" or split not in task["splits"] or train.all() or train.sum() < 8:
-                continue
-            if points.loc[train, "N"].nunique() < 3:
+            if split == "all" or split not in task["splits"] or split_problem(points, train, split):
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FitWarning)
@@ -403,8 +401,12 @@ class BacktestStudy(NoTrainingStudy):
         scores = fits["scores"].to_dataset()
         fam = fits["families"].to_dataset()
         families = [str(f) for f in fam["family"].values if int(fam["isoflop"].sel(family=f))]
+        from scaling_atlas.laws import get_form
+
+        # the procedures with an N*(C): Approach 2 and the forms with an allocation
         procedures = [p for p in scores["procedure"].values.astype(str)
-                      if PROCEDURES[p].kind == "approach2" or p != "kaplan"]
+                      if PROCEDURES[p].kind == "approach2"
+                      or get_form(PROCEDURES[p].form).has_allocation]
         splits = [s for s in ("largest_C", "compute_cut") if s in scores["split"].values]
         if not families:
             from scaling_atlas.figures import new_figure

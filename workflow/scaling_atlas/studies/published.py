@@ -54,6 +54,12 @@ TUNED_RW = ("rw", "tuned", "short", "const", "standard", "val")
 GADRE_FIT_MODELS = ("d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8")
 GADRE_DATA = {"rpj": "rpj", "c4": "c4_original", "rw": "rw_original"}
 CHINCHILLA_C = 5.88e23
+#: every published file the study reads (validate() checks that the mirror holds the ones it needs;
+#: the other pinned files feed the scaling-data registry, not this study)
+FILES = (CHINCHILLA_FILE, "porian2024_isoflop_points.csv", "porian2024_optimal_pairs.csv",
+         "gadre2024_overtraining_models.csv", "li2025_misfitting_scaling_results_last_ckpt_only.csv",
+         "openathena_isoflops_extract.csv",
+         *(f"luo2025_mpl_loss_curves/N{size}M_{s}.csv" for size in MPL_SIZES for s in MPL_SCHEDULES))
 
 # Hoffmann et al.'s Approach-3 parameters: paper body (rounded) and TeX source (unrounded)
 HOFFMANN = {
@@ -193,12 +199,11 @@ class PublishedStudy(NoTrainingStudy):
     def validate(self) -> list[str]:
         """The mirror folder must be there before any job: the reshaped Porian and Gadre tables
         come only from it, and with ``source: mirror`` every file does."""
-        from scaling_atlas.datasets import is_verbatim, mirror_pins
+        from scaling_atlas.datasets import is_verbatim
 
         cfg = self.cfg
         mirror = cfg["mirror_dir"]
-        needed = sorted(name for name in mirror_pins()
-                        if cfg["source"] == "mirror" or not is_verbatim(name))
+        needed = sorted(name for name in FILES if cfg["source"] == "mirror" or not is_verbatim(name))
         if not needed:
             return []
         if not mirror:
