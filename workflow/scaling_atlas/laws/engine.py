@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -34,6 +33,7 @@ from scipy import optimize, sparse
 
 from scaling_atlas.laws.forms import LawForm, get_form
 from scaling_atlas.laws.objectives import Objective
+from scaling_atlas.laws.parallel import worker_pool
 
 
 #: Bootstrap refits start at the full-data optimum, where a summed log-Huber objective of ~1e-3
@@ -758,7 +758,7 @@ class LawFit:
             # workers get the fit without its derived-quantity function (a closure need not pickle)
             worker = copy.copy(self)
             worker.derived = worker.derived_fn_ = None
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            with worker_pool(n_jobs) as pool:
                 for part in pool.map(worker._refit_many, tasks):
                     parts.append(part)
                     if bar is not None:

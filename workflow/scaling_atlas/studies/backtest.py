@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +23,7 @@ import xarray as xr
 
 from scaling_atlas.claims import ClaimList, Premise
 from scaling_atlas.cubes import describe_variables
+from scaling_atlas.laws.parallel import worker_pool
 from scaling_atlas.studies.base import NoTrainingStudy
 
 #: what every score variable of the fits is, and its unit
@@ -211,7 +211,7 @@ class BacktestStudy(NoTrainingStudy):
         workers = cfg["n_jobs"] or getattr(self, "n_jobs", None) or self.fit_threads
         results = []
         if workers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with worker_pool(workers) as pool:
                 for i, result in enumerate(pool.map(_backtest_task, tasks), 1):
                     print(f"backtest: {i}/{len(tasks)} families done ({result['family']})", flush=True)
                     results.append(result)

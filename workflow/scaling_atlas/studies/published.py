@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +21,7 @@ import xarray as xr
 
 from scaling_atlas.claims import Claim, ClaimList
 from scaling_atlas.cubes import describe_variables
+from scaling_atlas.laws.parallel import worker_pool
 from scaling_atlas.datasets import obtain
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (
@@ -609,7 +609,7 @@ class PublishedStudy(NoTrainingStudy):
         if self.cfg["mpl_refit"]:
             trains = [df[(df["size_m"] == size) & df["schedule"].isin(MPL_TRAIN)] for size in MPL_SIZES]
             n_jobs = self.cfg["n_jobs"] or getattr(self, "n_jobs", None) or 1
-            with ProcessPoolExecutor(max_workers=min(n_jobs, len(MPL_SIZES))) as pool:
+            with worker_pool(min(n_jobs, len(MPL_SIZES))) as pool:
                 params[1] = list(pool.map(_refit_mpl, trains))
         for j, size in enumerate(MPL_SIZES):
             sized = df[df["size_m"] == size]
