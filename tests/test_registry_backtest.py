@@ -241,6 +241,33 @@ def test_the_procedure_of_the_constructed_law_ranks_first():
     assert abs(np.log(fitted.iloc[0] / truth)) < 0.2
 
 
+def test_claim_intervals_cover_the_constructed_law_and_widen_with_noise():
+    """procedure_interval: the bootstrap interval of D/N (points resampled) and of Approach 2's
+    a (budgets resampled) holds the law's own value, holds the estimate, and widens with noise."""
+    from scaling_atlas.laws import optimal_allocation
+    from scaling_atlas.laws.backtest import procedure_interval
+
+    truth_ratio = optimal_allocation(400, 410, 0.34, 0.28, 5.88e23)[2]
+    truth_a = 0.28 / (0.34 + 0.28)
+    widths = {}
+    for noise in (0.002, 0.02):
+        points = _chinchilla_points(seed=1, noise=noise)
+        ratio = procedure_interval("chinchilla", points, "D_over_N", 100, seed=0)
+        a = procedure_interval("approach2_parabola", points, "a", 200, seed=0)
+        for found, truth in ((ratio, truth_ratio), (a, truth_a)):
+            assert found["status"] == "ok", found
+            assert found["low"] <= found["value"] <= found["high"]
+            assert found["low"] <= truth <= found["high"], (noise, found, truth)
+        assert a["budgets"] == 7 and ratio["at_bound"] == ""
+        widths[noise] = (np.log(ratio["high"] / ratio["low"]), a["high"] - a["low"])
+    assert widths[0.02][0] > 3 * widths[0.002][0] and widths[0.02][1] > 3 * widths[0.002][1]
+    # no resamples: the estimate alone; a quantity the procedure cannot give is an error
+    point = procedure_interval("chinchilla", _chinchilla_points(), "D_over_N", 0)
+    assert np.isfinite(point["value"]) and np.isnan(point["low"]) and np.isnan(point["high"])
+    with pytest.raises(ValueError, match="only the exponent"):
+        procedure_interval("approach2_akima", _chinchilla_points(), "D_over_N", 10)
+
+
 def test_failures_and_splits_that_cannot_run_are_counted_not_dropped():
     points = _chinchilla_points().query("N < 3e7")  # few sizes: some splits cannot run
     rows = backtest_family(points, isoflop=False, procedures=["chinchilla", "approach2_parabola"])

@@ -123,8 +123,16 @@ def test_backtest_study_end_to_end(ci_run):
     # chinchilla is the only loss-predicting procedure; Approach 2 is ranked on N* after it
     assert list(board["procedure"].values) == ["chinchilla", "approach2_parabola"]
     claims = pd.read_csv(ci_run / "results/backtest/claims.csv").set_index("claim_id")
-    assert claims.loc["epoch_reference_allocation", "verdict"] == "pass"
-    assert claims.loc["misfitting_form_spread", "verdict"] == "not tested"  # not in the ci run
+    # the point estimate is inside ±10 % of Epoch's 18.3, but 240 points do not pin D/N that
+    # closely: the bootstrap interval straddles the band
+    epoch = claims.loc["epoch_reference_allocation"]
+    assert abs(epoch["ours"] - 17.9) < 0.05 and epoch["ci_low"] < 16.5 < 20.1 < epoch["ci_high"]
+    assert epoch["verdict"] == "inconclusive"
+    intervals = fits["intervals"].to_dataset()
+    assert int(intervals["resamples"].sel(claim="epoch_reference_allocation")) == 20
+    assert str(intervals["status"].sel(claim="porian_tuned_rw_exponent").values) == "not in this run"
+    for claim in ("porian_tuned_rw_exponent", "llama3_token_exponent", "misfitting_form_spread"):
+        assert claims.loc[claim, "verdict"] == "not tested"  # their data are not in the ci run
     for name in ("error_heatmap", "nstar_heatmap", "allocation_spread"):
         png = ci_run / f"results/backtest/figures/{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scaling_atlas.laws.compute_optimal import fit_isoflop, isoflop_optima, optimal_allocation
+from scaling_atlas.laws.compute_optimal import (chinchilla_derived, fit_isoflop, isoflop_optima,
+                                                optimal_allocation)
 from scaling_atlas.laws.engine import FitDataError, FitWarning, LawFit
 from scaling_atlas.laws.objectives import Objective
 
@@ -230,6 +231,61 @@ def backtest_family(points: pd.DataFrame, isoflop: bool, procedures=None, splits
             rows.append({**base, "procedure": procedure.name,
                          **run_procedure(procedure, points[train], test, isoflop, held)})
     return rows
+
+
+def procedure_interval(procedure: Procedure | str, points: pd.DataFrame, quantity: str,
+                       n_resamples: int, seed: int = 0, ci: float = 0.95) -> dict:
+    """One procedure fitted on every point of a family, with a percentile bootstrap interval of
+    ``quantity``: ``"D_over_N"`` (at ``REFERENCE_C``) for a parametric procedure, or ``"a"``
+    (N* ∝ C^a) for either kind.
+
+    A parametric fit resamples points (``LawFit.bootstrap``: one descent from the full-data
+    optimum per resample); Approach 2 resamples whole budgets' optima (``fit_isoflop``). Returns
+    the estimate, the interval (NaN without resamples), the method, a status with its reason,
+    the budgets with an interior optimum (Approach 2) and the parameters at a bound (parametric).
+    """
+    procedure = PROCEDURES[procedure] if isinstance(procedure, str) else procedure
+    out = {"value": math.nan, "low": math.nan, "high": math.nan, "resamples": int(n_resamples),
+           "status": "ok", "reason": "", "method": "", "budgets": 0, "at_bound": ""}
+    if procedure.kind == "approach2":
+        if quantity != "a":
+            raise ValueError(f"Approach 2 gives only the exponent a, not {quantity!r}")
+        try:
+            optima = isoflop_optima(points, method=procedure.isoflop["method"],
+                                    space=procedure.isoflop["space"],
+                                    columns={"flops": "C", "n_params": "N", "loss": "loss"})
+            result = fit_isoflop(optima, weighted=False, n_boot=n_resamples, seed=seed, ci=ci)
+        except (ValueError, FitDataError) as error:
+            return {**out, "status": "failed", "reason": str(error)[:200]}
+        low, high = result.exponent_ci if n_resamples else (math.nan, math.nan)
+        return {**out, "value": float(result.exponent), "low": float(low), "high": float(high),
+                "budgets": int(optima["used"].sum()),
+                "method": f"percentile bootstrap over the {int(optima['used'].sum())} budgets' "
+                          "optima (unweighted power law)"}
+    if quantity not in ("a", "D_over_N"):
+        raise ValueError(f"quantity must be 'a' or 'D_over_N', got {quantity!r}")
+    key = "a" if quantity == "a" else f"D_over_N@{REFERENCE_C:.3g}".replace("+", "")
+    fit = procedure.law_fit()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            fit.fit(points, points["loss"])
+    except (ValueError, FitDataError, FloatingPointError, np.linalg.LinAlgError) as error:
+        return {**out, "status": "failed", "reason": str(error)[:200]}
+    if not fit.form.has_allocation:
+        return {**out, "status": "not applicable", "reason": f"{fit.form.name} has no allocation"}
+    derived = chinchilla_derived([REFERENCE_C])
+    out["value"] = fit.derived_estimates(derived)[key]
+    out["at_bound"] = ",".join(fit.parameters_at_bound())
+    if not fit.identified_:
+        return {**out, "status": "not identified",
+                "reason": "; ".join(map(str, fit.identifiability_warnings_))[:200]}
+    if n_resamples:
+        fit.bootstrap(n_resamples, seed=seed, n_jobs=1, ci=ci, derived=derived)
+        out["low"], out["high"] = (float(v) for v in fit.intervals()[key])
+        out["method"] = (f"percentile bootstrap over points ({n_resamples} resamples, "
+                         f"{fit.n_failed_draws_} failed)")
+    return out
 
 
 # ---- summaries ----------------------------------------------------------------------------------
