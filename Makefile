@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # the config is read and validated first: a YAML error names its line, a missing preset its name
 check: install
-	$(BIN)/python -m scaling_atlas.config check $(CONFIG_ARGS)
+	$(BIN)/scaling-atlas config check $(CONFIG_ARGS)
 
 run: check
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
@@ -27,8 +27,10 @@ run: check
 test: install
 	$(BIN)/python -m pytest
 
-# snakefmt (pinned) and snakemake --lint on the default config and every preset: no findings
+# ruff (pyflakes; pyproject.toml), snakefmt (pinned) and snakemake --lint on the default config
+# and every preset: no findings
 lint: install
+	$(BIN)/ruff check --no-cache workflow tests benchmarks tools
 	$(BIN)/snakefmt --check Snakefile workflow/rules/*.smk
 	for preset in "" $(notdir $(basename $(wildcard config/presets/*.yaml))); do \
 		$(BIN)/snakemake --lint $${preset:+--configfile config/presets/$$preset.yaml} > .lint.log 2>&1; \

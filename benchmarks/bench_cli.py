@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_fitting_scale import make_points  # noqa: E402
+from bench_fitting_scale import make_points
 
 
 def write(rows: int, fmt: str, folder: Path) -> Path:

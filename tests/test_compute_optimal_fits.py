@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scaling_atlas.config import validate_config
+from scaling_atlas.studies import validate_config
 from scaling_atlas.models.transformer import parameter_counts
 from scaling_atlas.studies import get_study
 

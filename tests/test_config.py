@@ -7,7 +7,8 @@ import yaml
 
 import pytest
 
-from scaling_atlas.config import ConfigError, load_schema, validate_config
+from scaling_atlas.config import ConfigError, load_schema
+from scaling_atlas.studies import validate_config
 
 from conftest import load_config
 
@@ -233,7 +234,7 @@ def test_every_study_counts_its_runs_without_building_them(preset):
      "studies.superposition.steps: 1000000000000.0 is greater than the maximum of 10000000"),
 ])
 def test_make_run_checks_the_config_files_first(tmp_path, text, expected):
-    """`make run` calls `python -m scaling_atlas.config check` before Snakemake (whose own
+    """`make run` calls `scaling-atlas config check` before Snakemake (whose own
     messages for these carry no line, or are a traceback)."""
     import subprocess
     import sys
@@ -241,7 +242,7 @@ def test_make_run_checks_the_config_files_first(tmp_path, text, expected):
     from conftest import REPO
 
     (tmp_path / "bad.yaml").write_text(text)
-    result = subprocess.run([sys.executable, "-m", "scaling_atlas.config", "check", "--configfile",
+    result = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "config", "check", "--configfile",
                              str(tmp_path / "bad.yaml")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     assert expected in result.stderr and "No job was started" in result.stderr
@@ -254,11 +255,11 @@ def test_a_missing_preset_is_named_with_the_presets_there_are():
 
     from conftest import REPO
 
-    result = subprocess.run([sys.executable, "-m", "scaling_atlas.config", "check", "--configfile",
+    result = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "config", "check", "--configfile",
                              "config/presets/nope.yaml"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "config/presets/nope.yaml: no such config file (presets: ci, paper, reproduce)" in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "scaling_atlas.config", "check", "--configfile",
+    ok = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "config", "check", "--configfile",
                          "config/presets/ci.yaml"], cwd=REPO, capture_output=True, text=True)
     assert ok.returncode == 0 and "config ok: preset ci" in ok.stdout
     recipe = (REPO / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]

@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.models.transformer import Transformer, TransformerConfig
 from scaling_atlas.selection import heads as ai
 from scaling_atlas.selection.corpus import (BOS, KEY_LEN, QUERY, SEP, VALUE_LEN, CorpusSpec,

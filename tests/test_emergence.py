@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from scaling_atlas.claims import claims_table
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.emergence import evaluate as ev
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.tasks import (END, TOKEN, VOCAB, InstanceSet, TaskError, TaskSuite,
@@ -463,7 +464,7 @@ def test_curvature_claims_on_constructed_circuits(learned_claims):
 def test_mirage_and_elusive_need_learned_tokens(learned_claims):
     # addition never learned (digits at a uniform guess): Mirage claims are not tested, and the
     # addition half of Elusive neither, while the lookup half (learned) is
-    flat = lambda n: np.full_like(np.asarray(n, float), 2 * np.log(10) * 3)  # noqa: E731
+    flat = lambda n: np.full_like(np.asarray(n, float), 2 * np.log(10) * 3)
     claims = constructed_claims(_skills(add1=flat, add2=flat))
     assert claims.loc["mirage_length", "verdict"] == "not tested"
     assert "per-token accuracy ≥ 0.5 at some size" in claims.loc["mirage_length", "verdict_reason"]

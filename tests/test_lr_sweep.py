@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 import yaml
 
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.studies import get_study
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 

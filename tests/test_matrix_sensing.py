@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.models import matrix_sensing as ms
 from scaling_atlas.studies import get_study
 from scaling_atlas.studies.matrix_sensing import train_batch

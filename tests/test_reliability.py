@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from scaling_atlas.config import validate_config
+from scaling_atlas.studies import validate_config
 from scaling_atlas.corpus.grammar import GrammarSpec, build_grammar, sample_documents
 from scaling_atlas.models.transformer import TransformerConfig
 from scaling_atlas.studies import get_study

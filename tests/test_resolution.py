@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.resolution import cost
 from scaling_atlas.resolution.needle import (DownsampleEncoder, NeedleTask, SelectEncoder,
                                              build_model, evaluate_needle, glyphs, patch_targets,

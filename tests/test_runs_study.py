@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake, workflow_copy
-from scaling_atlas.config import ConfigError, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.studies import validate_config
 from scaling_atlas.studies import get_study
 
 TRUTH = {"A": 400.0, "B": 1500.0, "E": 1.8, "alpha": 0.34, "beta": 0.37}

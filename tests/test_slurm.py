@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from scaling_atlas.config import validate_config
+from scaling_atlas.studies import validate_config
 from scaling_atlas.cubes import open_cube
 from scaling_atlas.studies import get_study
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from scaling_atlas.config import validate_config
+from scaling_atlas.studies import validate_config
 from scaling_atlas.models import superposition_toy as toy
 from scaling_atlas.studies import get_study
 from scaling_atlas.train.device import configure_determinism

@@ -2,13 +2,9 @@
 # stops here, before any job starts, with one line per problem.
 import sys
 
-from scaling_atlas.config import (
-    ConfigError,
-    config_hash,
-    selected_studies,
-    validate_config,
-)
-from scaling_atlas.studies import get_study
+from scaling_atlas.config import ConfigError, selected_studies
+from scaling_atlas.hashing import stable_hash
+from scaling_atlas.studies import get_study, validate_config
 
 try:
     _validated = validate_config(config)
@@ -108,7 +104,7 @@ def study_fingerprint(wildcards):
     this fingerprint rebuilds the manifest, cube, fits, figures and claims whenever the
     study's config changes; training jobs need none: shard ids already hash their runs.
     """
-    return config_hash(
+    return stable_hash(
         {"study": config["studies"][wildcards.study], "preset": config["preset"]}
     )
 

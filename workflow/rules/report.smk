@@ -49,7 +49,7 @@ rule scorecard:
 
 
 # A release: the manifest of every cube, fit and figure, the resolved config, the exact
-# environment, the scorecard, the report (zip) and the rule graph (SVG). `make release`.
+# environment, the scorecard, the report (zip) and the rule graph (DOT). `make release`.
 rule release:
     input:
         all_targets,
@@ -57,7 +57,7 @@ rule release:
         manifest="results/release/MANIFEST.json",
         sums="results/release/SHA256SUMS",
         report="results/release/report.zip",
-        rulegraph="results/release/rulegraph.svg",
+        rulegraph="results/release/rulegraph.dot",
     log:
         "logs/release.log",
     localrule: True

@@ -432,7 +432,26 @@ def parser() -> argparse.ArgumentParser:
                       help="where verified copies are kept (default: .scaling-atlas-cache)")
     data.add_argument("--head", type=int, default=5, help="rows to show (show)")
     data.set_defaults(run=cmd_datasets)
+    conf = sub.add_parser("config", help="read and validate the workflow's config files, run "
+                          "nothing (what make run does before Snakemake)")
+    conf.add_argument("action", choices=["check"])
+    conf.add_argument("--configfile", nargs="*", default=[], action="extend",
+                      help="config files applied after config/config.yaml, as Snakemake does")
+    conf.set_defaults(run=cmd_config)
     return top
+
+
+def cmd_config(args) -> int:
+    from scaling_atlas.config import ConfigError, read_files
+    from scaling_atlas.studies import validate_config
+
+    try:
+        config = validate_config(read_files(args.configfile))
+    except ConfigError as error:
+        sys.stderr.write(f"Scaling Atlas: {error}\nNo job was started; fix the config and rerun.\n")
+        return 1
+    print(f"config ok: preset {config['preset']}, studies {', '.join(config['studies'])}")
+    return 0
 
 
 def main(argv=None) -> int:

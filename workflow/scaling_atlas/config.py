@@ -8,8 +8,6 @@ rule it breaks and, for schema errors, the value found.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -105,57 +103,37 @@ def schema_problems(instance: Any, schema: dict, prefix: str = "") -> list[str]:
     return problems
 
 
-def validate_config(config: dict, schema: dict | None = None) -> dict:
-    """Validate a whole config and return it with every default filled in.
+def check_schema(config: dict, schema: dict | None = None) -> tuple[dict, dict[str, list[str]], list[str]]:
+    """The schema half of validation (the studies' own rules are
+    ``scaling_atlas.studies.validate_config``, which calls this).
 
-    Checks the top level against the schema, then each study section against its kind's schema
-    (``$defs``), then the study's own cross-key rules (e.g. n ≥ m). Raises ConfigError listing
-    every problem; the input is not modified.
+    Checks the top level against the schema (raising ConfigError at once), then each study
+    section against its kind's schema (``$defs``), filling every default. Returns the filled
+    config, each study's schema problems, and the problems found after the sections
+    (``only_studies``). The input is not modified.
     """
-    from scaling_atlas.studies import study_class  # local import: studies import this module
-
     schema = schema or load_schema()
     problems = schema_problems(config, schema)
     if problems:
         raise ConfigError(problems)
     filled = fill_defaults(config, schema)
+    sections: dict[str, list[str]] = {}
     for name, section in filled["studies"].items():
         kind_schema = schema["$defs"][section["kind"]]
-        prefix = f"studies.{name}"
-        section_problems = schema_problems(section, kind_schema, prefix)
-        if section_problems:
-            problems += section_problems
-            continue
-        section = fill_defaults(section, kind_schema)
-        filled["studies"][name] = section
-        study = study_class(section["kind"])(name, section, filled)
-        study_problems = study.validate()
-        problems += [f"{prefix}.{p}" for p in study_problems]
-        if not study_problems:
-            count = study.run_count()
-            if count > filled["max_runs"]:
-                problems.append(
-                    f"{prefix}: the grid has {count:,} runs, more than max_runs "
-                    f"({filled['max_runs']:,}); shrink its lists or raise max_runs "
-                    "(rule: max_runs)")
+        sections[name] = schema_problems(section, kind_schema, f"studies.{name}")
+        if not sections[name]:
+            filled["studies"][name] = fill_defaults(section, kind_schema)
+    after = []
     unknown = [n for n in filled.get("only_studies", []) if n not in filled["studies"]]
     if unknown:
-        problems.append(f"only_studies: {', '.join(map(repr, unknown))} not under studies "
-                        f"({', '.join(filled['studies'])})")
-    if problems:
-        raise ConfigError(problems)
-    return filled
+        after.append(f"only_studies: {', '.join(map(repr, unknown))} not under studies "
+                     f"({', '.join(filled['studies'])})")
+    return filled, sections, after
 
 
 def selected_studies(config: dict) -> list[str]:
     """The study instances a run builds: ``only_studies`` if given, else every one."""
     return list(config.get("only_studies") or config["studies"])
-
-
-def config_hash(section: Any) -> str:
-    """Stable hash of a JSON-able config fragment (key order does not matter)."""
-    canonical = json.dumps(section, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -199,35 +177,11 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
-def check_files(files: list[str | Path], default: Path | None = DEFAULT_CONFIG) -> dict:
+def read_files(files: list[str | Path], default: Path | None = DEFAULT_CONFIG) -> dict:
     """The config Snakemake would see for ``--configfile FILES`` (the default file first),
-    validated; raises ConfigError before any Snakemake process starts."""
+    merged as Snakemake merges them, not yet validated (``scaling-atlas config check`` does
+    both before any Snakemake process starts)."""
     config: dict = {}
     for path in ([default] if default else []) + [Path(f) for f in files]:
         merge_configs(config, read_config_file(path))
-    return validate_config(config)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m scaling_atlas.config check [--configfile FILE ...]``: what ``make run``
-    calls before Snakemake, so that a YAML error names its line and a missing preset its name."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m scaling_atlas.config")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="read and validate the config files, run nothing")
-    check.add_argument("--configfile", nargs="*", default=[], action="extend",
-                       help="config files applied after config/config.yaml, as Snakemake does")
-    args = parser.parse_args(argv)
-    try:
-        config = check_files(args.configfile)
-    except ConfigError as error:
-        sys.stderr.write(f"Scaling Atlas: {error}\nNo job was started; fix the config and rerun.\n")
-        return 1
-    print(f"config ok: preset {config['preset']}, studies {', '.join(config['studies'])}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return config

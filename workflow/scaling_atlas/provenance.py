@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from scaling_atlas import __version__
-from scaling_atlas.config import config_hash
+from scaling_atlas.hashing import stable_hash
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "numpy", "xarray", "scipy", "netCDF4", "snakemake", "matplotlib")
@@ -59,7 +59,7 @@ def provenance(study_config: dict, preset: str, device: str = "", seeds=(), dtyp
     …); ``job``: the Snakemake rule and wildcards that wrote the file. ``run_id`` names the
     workflow run: the commit, the study config and the creation time.
     """
-    commit, digest, created = git_commit(), config_hash(study_config), created_utc()
+    commit, digest, created = git_commit(), stable_hash(study_config), created_utc()
     job = job or {}
     return {
         "Conventions": "CF-1.10",
@@ -76,7 +76,7 @@ def provenance(study_config: dict, preset: str, device: str = "", seeds=(), dtyp
         "seeds": " ".join(str(s) for s in seeds),
         "snakemake_rule": job.get("rule", ""),
         "snakemake_wildcards": job.get("wildcards", ""),
-        "run_id": config_hash({"commit": commit, "config": digest, "preset": preset,
+        "run_id": stable_hash({"commit": commit, "config": digest, "preset": preset,
                                "created": created})[:16],
         "host_platform": platform.platform(),
         "created_utc": created,

@@ -42,7 +42,8 @@ import yaml
 
 from scaling_atlas.atomic import write_text
 from scaling_atlas.datasets import sha256_of
-from scaling_atlas.config import ConfigError, config_hash, validate_config
+from scaling_atlas.config import ConfigError
+from scaling_atlas.hashing import stable_hash
 
 #: per study, the files a release covers (relative to results/<study>/)
 STUDY_PATTERNS = ("cube.nc", "fits.nc", "fits_summary.csv", "claims.csv", "claims.md",
@@ -113,7 +114,7 @@ def build_release(results: Path, release: Path, config: dict) -> list[Path]:
         target = release / COPIES / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(results / name, target)
-    manifest = {"config_hash": config_hash(config), "preset": config.get("preset", ""),
+    manifest = {"config_hash": stable_hash(config), "preset": config.get("preset", ""),
                 "studies": studies, "devices": devices, "files": entries,
                 "study_config_hashes": {s: str(a.get("config_hash", "")) for s, a in cubes.items()},
                 "source_commit": next((str(a["source_commit"]) for a in cubes.values()
@@ -187,6 +188,8 @@ def load_received_config(path: str | os.PathLike) -> dict:
     except TypeError as error:
         raise ReceivedReleaseError(f"{path}: invalid config: a value JSON cannot hold ({error})") from None
     try:  # the schema also refuses non-finite numbers
+        from scaling_atlas.studies import validate_config
+
         validate_config(data)
     except ConfigError as error:
         raise ReceivedReleaseError(f"{path}: {error}") from None
@@ -432,8 +435,8 @@ def verify(release: Path, results: Path, config: dict | None = None) -> list[Dif
     for name in sorted(present - set(manifest["files"])):
         differences.append(Difference(f"release/{COPIES}/{name}", "not in MANIFEST.json (an extra "
                                                                   "file: the release was edited)"))
-    if config is not None and config_hash(config) != manifest["config_hash"]:
-        differences.append(Difference("config", f"this config (hash {config_hash(config)}) is not the "
+    if config is not None and stable_hash(config) != manifest["config_hash"]:
+        differences.append(Difference("config", f"this config (hash {stable_hash(config)}) is not the "
                                                 f"release's ({manifest['config_hash']}): a release from "
                                                 "another config"))
     for study, expected in manifest.get("study_config_hashes", {}).items():
@@ -506,61 +509,6 @@ def main(argv=None) -> int:
     except ReceivedReleaseError as error:
         print(f"Scaling Atlas: {error}\nNothing was run.", file=sys.stderr)
         return 2
-
-
-
-# ---- the rule graph as SVG (no Graphviz needed) -----------------------------------------------
-def dot_to_svg(dot: str) -> str:
-    """Draw Snakemake's ``--rulegraph`` DOT output as a layered SVG: each rule one rank below the
-    deepest rule it depends on, edges as arrows."""
-    import colorsys
-    import re
-    from collections import defaultdict
-
-    nodes = {m.group(1): (m.group(2), m.group(3)) for m in
-             re.finditer(r'(\d+)\[label = "([^"]+)", color = "([\d. ]+)"', dot)}
-    edges = [(a, b) for a, b in re.findall(r"(\d+) -> (\d+)", dot)]
-    parents = defaultdict(list)
-    for a, b in edges:
-        parents[b].append(a)
-    rank: dict[str, int] = {}
-
-    def depth(node, seen=()):
-        if node not in rank:
-            rank[node] = 1 + max((depth(p, seen + (node,)) for p in parents[node] if p not in seen),
-                                 default=-1)
-        return rank[node]
-
-    for node in nodes:
-        depth(node)
-    layers = defaultdict(list)
-    for node in sorted(nodes, key=lambda n: (rank[n], nodes[n][0])):
-        layers[rank[node]].append(node)
-    box_w, box_h, gap_x, gap_y = 150, 30, 30, 60
-    width = max(len(layer) for layer in layers.values()) * (box_w + gap_x) + gap_x
-    height = len(layers) * (box_h + gap_y) + gap_y
-    xy = {}
-    for level, layer in layers.items():
-        span = len(layer) * (box_w + gap_x) - gap_x
-        for i, node in enumerate(layer):
-            xy[node] = ((width - span) / 2 + i * (box_w + gap_x), gap_y / 2 + level * (box_h + gap_y))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-             f'font-family="sans-serif" font-size="12">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-             'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#999"/></marker></defs>']
-    for a, b in edges:
-        (xa, ya), (xb, yb) = xy[a], xy[b]
-        parts.append(f'<line x1="{xa + box_w / 2:.1f}" y1="{ya + box_h:.1f}" x2="{xb + box_w / 2:.1f}" '
-                     f'y2="{yb:.1f}" stroke="#999" stroke-width="1.5" marker-end="url(#arrow)"/>')
-    for node, (label, hsv) in nodes.items():
-        x, y = xy[node]
-        r, g, b = colorsys.hsv_to_rgb(*map(float, hsv.split()))
-        colour = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
-        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="8" '
-                     f'fill="white" stroke="{colour}" stroke-width="2.5"/>')
-        parts.append(f'<text x="{x + box_w / 2:.1f}" y="{y + box_h / 2 + 4:.1f}" '
-                     f'text-anchor="middle">{label}</text>')
-    return "\n".join(parts + ["</svg>"]) + "\n"
 
 
 if __name__ == "__main__":

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable
 
-
-def stable_id(params: dict[str, Any], length: int = 12) -> str:
-    """First ``length`` hex digits of the SHA-256 of the canonical JSON of ``params``.
-
-    Canonical means sorted keys and floats written by ``repr``, so 0.1 and 0.10 agree and a
-    reordered config gives the same ids (and so reuses finished results).
-    """
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+from scaling_atlas.hashing import stable_hash
 
 
 @dataclass(frozen=True)
@@ -27,7 +17,7 @@ class Run:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "Run":
-        return cls(params=dict(params), run_id=stable_id(params))
+        return cls(params=dict(params), run_id=stable_hash(params, 12))
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -50,6 +40,6 @@ def group_into_shards(
         members = sorted(groups[key], key=lambda r: r.run_id)
         for start in range(0, len(members), max_runs):
             chunk = members[start : start + max_runs]
-            digest = stable_id({"runs": [r.run_id for r in chunk]}, length=8)
+            digest = stable_hash({"runs": [r.run_id for r in chunk]}, 8)
             shards[f"{label(chunk[0])}-{digest}"] = chunk
     return shards

@@ -39,7 +39,7 @@ WANDB_COLUMN = re.compile(r"^(?P<run>.+) - (?P<metric>[^ ].*?)$")
 def _looks_like_wandb(path: Path) -> bool:
     try:
         header = pd.read_csv(path, nrows=0).columns
-    except Exception:  # noqa: BLE001 - the real read reports it
+    except Exception:  # the real read reports it
         return False
     return any(WANDB_COLUMN.match(str(c)) for c in header) and any(
         str(c) in ("Step", "_step", "step", "trainer/global_step") for c in header)

@@ -8,11 +8,11 @@ from scaling_atlas.cubes import (check_shards, drop_machine_measurements, missin
                                  open_cube, read_manifest, write_netcdf)
 from scaling_atlas.workflow_io import job_of, logged, study_of
 
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    study = study_of(snakemake)  # noqa: F821
-    manifest = read_manifest(snakemake.input.manifest)  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    study = study_of(snakemake)
+    manifest = read_manifest(snakemake.input.manifest)
     # every shard checked against the manifest before anything is combined (#19 item 4)
-    shards = check_shards(snakemake.input.shards, manifest, study.finite_results,  # noqa: F821
+    shards = check_shards(snakemake.input.shards, manifest, study.finite_results,
                           study.measured_in_shard)
     planned = set(manifest["run_id"])
     trained = {run for ds in shards for run in ds["run"].values.tolist()}
@@ -24,15 +24,15 @@ with logged(snakemake.log[0]) as log:  # noqa: F821
     devices = sorted({ds.attrs.get("device", "none") for ds in shards})
     datasets = {
         Path(path).stem: open_cube(path)
-        for path in snakemake.input.datasets  # noqa: F821
+        for path in snakemake.input.datasets
     }
     cube = study.assemble(shards, datasets)
     # what measures the machine, not the model (wall time, throughput, GPU-hours), stays in the
     # shard files and job logs: the cube is the same bytes whenever the same code runs
     cube = drop_machine_measurements(cube)
-    cube.attrs.update(study.provenance(", ".join(devices), job_of(snakemake)))  # noqa: F821
+    cube.attrs.update(study.provenance(", ".join(devices), job_of(snakemake)))
     problems = missing_attributes(cube)
     if problems:
         raise ValueError("cube lacks attributes: " + "; ".join(problems))
-    write_netcdf(cube, snakemake.output[0])  # noqa: F821
+    write_netcdf(cube, snakemake.output[0])
     log.info("cube %s", list(cube.children) if isinstance(cube, xr.DataTree) else dict(cube.sizes))

@@ -4,8 +4,8 @@ from scaling_atlas.cubes import open_cube
 from scaling_atlas.figures import save_figure
 from scaling_atlas.workflow_io import logged, study_of
 
-with logged(snakemake.log[0]):  # noqa: F821
-    study = study_of(snakemake)  # noqa: F821
-    cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)  # noqa: F821
-    figure = study.draw_figure(snakemake.wildcards.figure, cube, fits)  # noqa: F821
-    save_figure(figure, snakemake.output.png, snakemake.output.pdf)  # noqa: F821
+with logged(snakemake.log[0]):
+    study = study_of(snakemake)
+    cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)
+    figure = study.draw_figure(snakemake.wildcards.figure, cube, fits)
+    save_figure(figure, snakemake.output.png, snakemake.output.pdf)

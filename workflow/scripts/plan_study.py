@@ -3,9 +3,9 @@
 from scaling_atlas.atomic import atomic_path
 from scaling_atlas.workflow_io import logged, study_of
 
-with logged(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
-    study = study_of(snakemake)  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    study = study_of(snakemake)
     manifest = study.manifest()
-    with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+    with atomic_path(snakemake.output[0]) as tmp:
         manifest.to_csv(tmp, sep="\t", index=False)
     log.info("%d runs in %d shards", len(manifest), manifest["shard"].nunique())

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from scaling_atlas.workflow_io import logged, study_of
 
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    study = study_of(snakemake)  # noqa: F821
-    out_dir = Path(snakemake.output.meta).parent  # noqa: F821
-    meta = study.prepare_corpus(out_dir, snakemake.params.cache_dir, log.info)  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    study = study_of(snakemake)
+    out_dir = Path(snakemake.output.meta).parent
+    meta = study.prepare_corpus(out_dir, snakemake.params.cache_dir, log.info)
     log.info("corpus: %s training tokens, %s validation, vocabulary %s",
              meta["train_tokens"], meta["val_tokens"], meta["vocab_size"])

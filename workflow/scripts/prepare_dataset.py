@@ -3,9 +3,9 @@
 from scaling_atlas.cubes import write_netcdf
 from scaling_atlas.workflow_io import job_of, logged, study_of
 
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    study = study_of(snakemake)  # noqa: F821
-    name = snakemake.wildcards.dataset  # noqa: F821
-    ds = study.prepare_dataset(name, snakemake.params.cache_dir, log.info)  # noqa: F821
-    write_netcdf(ds, snakemake.output[0], study.provenance(job=job_of(snakemake)))  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    study = study_of(snakemake)
+    name = snakemake.wildcards.dataset
+    ds = study.prepare_dataset(name, snakemake.params.cache_dir, log.info)
+    write_netcdf(ds, snakemake.output[0], study.provenance(job=job_of(snakemake)))
     log.info("%s: %s", name, dict(ds.sizes))

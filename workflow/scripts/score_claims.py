@@ -5,11 +5,11 @@ from scaling_atlas.claims import claims_table, to_markdown
 from scaling_atlas.cubes import open_cube
 from scaling_atlas.workflow_io import logged, study_of
 
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    study = study_of(snakemake)  # noqa: F821
-    cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    study = study_of(snakemake)
+    cube, fits = open_cube(snakemake.input.cube), open_cube(snakemake.input.fits)
     table = claims_table(study.claims(cube, fits))
-    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+    with atomic_path(snakemake.output.csv) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(snakemake.output.md, to_markdown(table, f"Claims: {study.title}"))  # noqa: F821
+    write_text(snakemake.output.md, to_markdown(table, f"Claims: {study.title}"))
     log.info("%s", table["verdict"].value_counts().to_dict())

@@ -6,15 +6,15 @@ from scaling_atlas.atomic import atomic_path, write_text
 from scaling_atlas.claims import scorecard_markdown, verdict_counts
 from scaling_atlas.workflow_io import logged
 
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    papers = snakemake.params.papers  # noqa: F821  {study: its title, naming the paper}
+with logged(snakemake.log[0]) as log:
+    papers = snakemake.params.papers  # {study: its title, naming the paper}
     tables = [pd.read_csv(path).assign(study=study, paper=papers[study])
-              for study, path in zip(papers, snakemake.input)]  # noqa: F821
+              for study, path in zip(papers, snakemake.input)]
     table = pd.concat(tables, ignore_index=True)
     table = table[["study", "paper", *[c for c in table.columns if c not in ("study", "paper")]]]
-    with atomic_path(snakemake.output.csv) as tmp:  # noqa: F821
+    with atomic_path(snakemake.output.csv) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(snakemake.output.md, scorecard_markdown(table))  # noqa: F821
-    with atomic_path(snakemake.output.counts) as tmp:  # noqa: F821
+    write_text(snakemake.output.md, scorecard_markdown(table))
+    with atomic_path(snakemake.output.counts) as tmp:
         verdict_counts(table).to_csv(tmp, index=False)
     log.info("%s", table["verdict"].value_counts().to_dict())

@@ -331,9 +331,6 @@ class TaskSuite:
         counts = np.array([sum(t.mixture_key == task.mixture_key for t in tasks) for task in tasks])
         self.weights = weights / counts / (weights / counts).sum()  # a key's weight split evenly
 
-    def longest_document(self) -> int:
-        return max(task.document_length() for task in self.tasks.values())
-
     def mean_document_length(self) -> float:
         lengths = np.array([task.document_length() for task in self.tasks.values()])
         return float(self.weights @ lengths)

@@ -8,9 +8,9 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")  # headless: workflow jobs and CI have no display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from scaling_atlas.atomic import atomic_path  # noqa: E402
+from scaling_atlas.atomic import atomic_path
 
 STYLE = {
     "figure.dpi": 110,

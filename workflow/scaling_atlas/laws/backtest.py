@@ -198,7 +198,7 @@ def run_procedure(procedure: Procedure, train: pd.DataFrame, test: pd.DataFrame 
     if fit.form.has_allocation:
         p = fit.natural_
         beta = p.get("beta", p["alpha"])
-        n_at = lambda c: optimal_allocation(p["A"], p["B"], p["alpha"], beta, c)[0]  # noqa: E731
+        n_at = lambda c: optimal_allocation(p["A"], p["B"], p["alpha"], beta, c)[0]
         _, _, ratio = optimal_allocation(p["A"], p["B"], p["alpha"], beta, REFERENCE_C)
         out.update(D_over_N=float(ratio), a=float(beta / (p["alpha"] + beta)))
         if held_out_optima is not None and fit.identified_:

@@ -15,23 +15,10 @@ import pandas as pd
 from scipy import interpolate
 
 from scaling_atlas.laws.engine import FitDataError, _rows
+from scaling_atlas.laws.forms import optimal_allocation
 
 
-# ---- Approach 3: closed form ----------------------------------------------------------------------
-def optimal_allocation(A, B, alpha, beta, C):
-    """Hoffmann et al.'s eq. 4: N_opt, D_opt and D/N at compute C for L = E + A/N^α + B/D^β.
-
-    G = (αA/(βB))^(1/(α+β)), N_opt = G·(C/6)^(β/(α+β)), D_opt = (C/6)/N_opt. Broadcasts.
-    """
-    A, B, alpha, beta, C = (np.asarray(v, float) for v in (A, B, alpha, beta, C))
-    with np.errstate(all="ignore"):
-        a = beta / (alpha + beta)
-        G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-        n_opt = G * (C / 6.0) ** a
-        d_opt = (C / 6.0) / n_opt
-    return n_opt, d_opt, d_opt / n_opt
-
-
+# ---- Approach 3: closed form (optimal_allocation lives with the forms) ----------------------------
 def chinchilla_derived(budgets=(5.88e23,)):
     """Derived quantities of a Chinchilla-form fit: a, b, and N_opt, D_opt, D/N (``D_over_N``) per budget.
 

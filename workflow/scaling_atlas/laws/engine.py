@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 from scipy import optimize, sparse
 
-from scaling_atlas.laws.forms import LawForm, get_form
+from scaling_atlas.laws.forms import LawForm, get_form, optimal_allocation
 from scaling_atlas.laws.objectives import Objective
 from scaling_atlas.laws.parallel import worker_pool
 
@@ -675,8 +675,6 @@ class LawFit:
             raise ValueError(f"level must be in (0, 1), got {level}")
         draws = self.draws_theta_[np.all(np.isfinite(self.draws_theta_), axis=1)]
         if C is not None:
-            from scaling_atlas.laws.compute_optimal import optimal_allocation
-
             natural = self.form.natural(np.vstack([self.theta_[None, :], draws]))
             if not self.form.has_allocation:
                 raise ValueError(f"predicting at a compute budget needs a form with A, B, α, β "

@@ -438,3 +438,18 @@ def get_form(form: str | LawForm, **kwargs) -> LawForm:
     if form not in REGISTRY:
         raise ValueError(f"unknown law form {form!r}; known forms: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[form](**kwargs)
+
+
+# ---- the compute-optimal allocation of the Chinchilla form --------------------------------------
+def optimal_allocation(A, B, alpha, beta, C):
+    """Hoffmann et al.'s eq. 4: N_opt, D_opt and D/N at compute C for L = E + A/N^α + B/D^β.
+
+    G = (αA/(βB))^(1/(α+β)), N_opt = G·(C/6)^(β/(α+β)), D_opt = (C/6)/N_opt. Broadcasts.
+    """
+    A, B, alpha, beta, C = (np.asarray(v, float) for v in (A, B, alpha, beta, C))
+    with np.errstate(all="ignore"):
+        a = beta / (alpha + beta)
+        G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+        n_opt = G * (C / 6.0) ** a
+        d_opt = (C / 6.0) / n_opt
+    return n_opt, d_opt, d_opt / n_opt

@@ -166,7 +166,7 @@ def _frontier_loss(p, compute):
 
 def _compute_for_loss(p, loss, lo=1e10, hi=1e35):
     """The compute at which a group's frontier reaches ``loss`` (NaN if never, in range)."""
-    f = lambda log_c: _frontier_loss(p, math.exp(log_c)) - loss  # noqa: E731
+    f = lambda log_c: _frontier_loss(p, math.exp(log_c)) - loss
     a, b = math.log(lo), math.log(hi)
     fa, fb = f(a), f(b)
     if not (np.isfinite(fa) and np.isfinite(fb)) or fa * fb > 0:
@@ -243,7 +243,7 @@ def crossover_compute(fit, first, second, lo=1e15, hi=1e30, level=0.95) -> dict:
     def function(i):
         a = a_best if i is None else {k: float(v[i]) for k, v in a_draws.items()}
         b = b_best if i is None else {k: float(v[i]) for k, v in b_draws.items()}
-        f = lambda log_c: _frontier_loss(a, math.exp(log_c)) - _frontier_loss(b, math.exp(log_c))  # noqa: E731
+        f = lambda log_c: _frontier_loss(a, math.exp(log_c)) - _frontier_loss(b, math.exp(log_c))
         x0, x1 = math.log(lo), math.log(hi)
         if not f(x0) * f(x1) < 0:
             return math.nan

@@ -224,7 +224,7 @@ class BacktestStudy(NoTrainingStudy):
                               bool(int(ds.attrs["isoflop"])))
         return out
 
-    def fit_laws(self, cube) -> xr.DataTree:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         from scaling_atlas.laws.backtest import PROCEDURES, leaderboard
 
         cfg = self.cfg
@@ -232,7 +232,7 @@ class BacktestStudy(NoTrainingStudy):
         tasks = [{"family": f, "points": p, "isoflop": iso, "procedures": cfg["procedures"],
                   "splits": cfg["splits"], "coverage_resamples": cfg["coverage_resamples"],
                   "seed": cfg["seed"]} for f, (p, iso) in families.items()]
-        workers = cfg["n_jobs"] or getattr(self, "n_jobs", None) or self.fit_threads
+        workers = cfg["n_jobs"] or n_jobs or self.fit_threads
         results = []
         if workers > 1 and len(tasks) > 1:
             with worker_pool(workers) as pool:

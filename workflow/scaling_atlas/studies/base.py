@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, ClassVar, Hashable
+from typing import TYPE_CHECKING, Callable, ClassVar, Hashable
 
 import pandas as pd
-import torch
 import xarray as xr
 from matplotlib.figure import Figure
 
 from scaling_atlas.claims import Claim
 from scaling_atlas.provenance import provenance
 from scaling_atlas.runs import Run, group_into_shards
+
+if TYPE_CHECKING:  # annotations only: the analysis jobs need not import torch
+    import torch
 
 
 class Study(ABC):
@@ -119,8 +121,11 @@ class Study(ABC):
         units, long names); a DataTree when the study holds several unrelated tables."""
 
     @abstractmethod
-    def fit_laws(self, cube: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
-        """The study's law fits, as a Dataset (or a DataTree with one group per fit)."""
+    def fit_laws(self, cube: xr.Dataset | xr.DataTree, n_jobs: int | None = None) -> xr.Dataset | xr.DataTree:
+        """The study's law fits, as a Dataset (or a DataTree with one group per fit).
+
+        ``n_jobs``: worker processes for resampling and per-family fits (the fit job's threads);
+        a study's own ``n_jobs`` key wins; None lets each fit use every available core."""
 
     def draw_figure(self, name: str, cube: xr.Dataset, fits: xr.Dataset) -> Figure:
         if name not in self.figures:

@@ -32,7 +32,6 @@ from scaling_atlas.laws.compute_optimal import optimal_allocation, weighted_powe
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 from scaling_atlas.train.lm import LMTrainSpec, lr_sequence, warmup_steps
 
-HOFFMANN_A = {"approach1": 0.50, "approach2": 0.49, "approach3": 0.46}
 BOOKKEEPING = {"N": "all parameters, embeddings included (Hoffmann)", "C": "6·N·D",
                "D": "training tokens seen", "loss": "validation loss at the end of training",
                "checkpoints": "final only (Approach 3); every logged point (Approach 1)",
@@ -244,11 +243,11 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return df.dropna(subset=["final_val_loss"]).rename(
             columns={"n_params": "N", "tokens": "D", "final_val_loss": "loss"})
 
-    def fit_laws(self, cube) -> xr.DataTree:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         cube, diverged = without_diverged(cube)
         points = self._final_points(cube)
         groups = {"approach1": self._approach1(cube), "approach2": self._approach2(points),
-                  "approach3": self._approach3(points, cube),
+                  "approach3": self._approach3(points, cube, n_jobs),
                   "lr_annealing": self._lr_annealing(cube)}
         if self.sweeps_per_size:
             protocol = (f"per-size peak LR: each width's best of the sweep {self.learning_rates()} "
@@ -340,13 +339,13 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         low, high = np.percentile(slopes, [2.5, 97.5])
         return float(low), float(high), sigma, len(slopes)
 
-    def _approach3(self, points, cube) -> xr.Dataset:
+    def _approach3(self, points, cube, n_jobs=None) -> xr.Dataset:
         budgets = sorted(self.cfg["budgets"])
         derived = chinchilla_derived(budgets)
         fit = LawFit("chinchilla", bookkeeping={"N": BOOKKEEPING["N"], "C": "6ND", "D": "tokens seen"})
         fit.fit(points, points["loss"])
         fit.bootstrap(self.cfg["bootstrap_resamples"], seed=self.cfg["bootstrap_seed"],
-                      n_jobs=getattr(self, "n_jobs", None), derived=derived)
+                      n_jobs=n_jobs, derived=derived)
         ds = fit.to_dataset()
         flops = np.geomspace(budgets[0], budgets[-1], 25)
         draws = fit.draws_

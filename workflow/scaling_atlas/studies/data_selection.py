@@ -360,7 +360,7 @@ class DataSelectionStudy(Study):
         return cube
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube) -> xr.Dataset:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
         c = self.cfg
         usable, excluded = without_diverged(cube)
         resamples = c["bootstrap_resamples"]

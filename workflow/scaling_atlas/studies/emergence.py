@@ -289,7 +289,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         return _attrs(cube, {**self.SCALAR_META, **CUBE_META})
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube) -> xr.DataTree:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         cube, diverged = without_diverged(cube)
         n_params = cube["n_params"].mean("seed")
         groups = {"curves": self._curves(cube), "task_law": self._task_law(cube, n_params),
@@ -524,7 +524,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                 [statistic(row[sample_group == g]) if (sample_group == g).any() else math.nan
                  for row in correlation] for g in names]))
 
-        finite = lambda f: (lambda row: f(row[np.isfinite(row)]) if np.isfinite(row).any()  # noqa: E731
+        finite = lambda f: (lambda row: f(row[np.isfinite(row)]) if np.isfinite(row).any()
                             else math.nan)
         ds = xr.Dataset({
             "correlation": (("step", "sample"), correlation),
@@ -557,7 +557,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         present = cube["pu_samples"].notnull()
         inside = ((exact >= low) & (exact <= high)).where(present)
         reached = (cube["pu_censored"] == 0).where(present)
-        ratio = lambda v: float(v.where(present).sum() / exact.where(present).sum())  # noqa: E731
+        ratio = lambda v: float(v.where(present).sum() / exact.where(present).sum())
         ds = xr.Dataset({
             "coverage": ("task", inside.mean(["width", "seed", "instance"]).values),
             "sampled_over_exact": ("task", (cube["pu_sampled"].mean(["width", "seed", "instance"])

@@ -27,12 +27,12 @@ from scaling_atlas.cubes import grid_from_records
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
 from scaling_atlas.models import matrix_sensing as ms
-from scaling_atlas.runs import Run, stable_id
+from scaling_atlas.hashing import stable_hash
+from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
 from scaling_atlas.train import checkpoint
 from scaling_atlas.train.device import run_generator
 
-PARAMS = ("sym", "asym", "asym_rebalanced")
 DECADES = np.arange(0, 31)  # error thresholds 10^0 … 10^-30
 MACHINE_FLOOR = 1e-28  # below this the error is float64 round-off, not dynamics
 LOG_SQUARED = Objective("mse", space="log")  # OLS of ln err: the rate / slope of the paper
@@ -45,7 +45,7 @@ def log_steps(total: int, points: int) -> np.ndarray:
 
 
 def problem_seed(seed: int, salt: int) -> int:
-    return int(stable_id({"problem": seed, "salt": salt}, 8), 16)
+    return int(stable_hash({"problem": seed, "salt": salt}, 8), 16)
 
 
 class MatrixSensingStudy(Study):
@@ -156,7 +156,7 @@ class MatrixSensingStudy(Study):
         return cube
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
+    def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
         cfg = self.cfg
         r = cfg["r"]
         high, low = cfg["rate_window"]

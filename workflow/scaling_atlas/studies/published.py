@@ -313,16 +313,17 @@ class PublishedStudy(NoTrainingStudy):
         return xr.DataTree.from_dict({f"/{name}": ds for name, ds in datasets.items()})
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube) -> xr.DataTree:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
+        workers = self.cfg["n_jobs"] or n_jobs
         groups = {}
-        groups.update(self._fit_epoch(cube["chinchilla"].to_dataset()))
+        groups.update(self._fit_epoch(cube["chinchilla"].to_dataset(), workers))
         groups.update(self._fit_porian(cube["porian_optimal"].to_dataset(),
                                        cube["porian_isoflop"].to_dataset()))
         groups["gadre"] = self._fit_gadre(cube["gadre"].to_dataset())
-        groups["mpl"] = self._fit_mpl(cube["mpl"].to_dataset())
+        groups["mpl"] = self._fit_mpl(cube["mpl"].to_dataset(), workers)
         groups["lr_annealing"] = self._fit_lr_annealing(cube["mpl"].to_dataset())
         if self.cfg["coverage_resamples"]:
-            groups["prediction_coverage"] = self._prediction_coverage(cube)
+            groups["prediction_coverage"] = self._prediction_coverage(cube, workers)
         return xr.DataTree.from_dict({f"/{k}": _finish_group(v) for k, v in groups.items()})
 
     def _epoch_points(self, chinchilla: xr.Dataset, exclude: int | None = None) -> pd.DataFrame:
@@ -330,7 +331,7 @@ class PublishedStudy(NoTrainingStudy):
         exclude = self.cfg["epoch_exclude_highest"] if exclude is None else exclude
         return df.sort_values("loss", kind="stable").iloc[: len(df) - exclude]
 
-    def _fit_epoch(self, chinchilla):
+    def _fit_epoch(self, chinchilla, n_jobs=None):
         cfg = self.cfg
         budgets = cfg["budgets"]
         points = self._epoch_points(chinchilla)
@@ -341,7 +342,7 @@ class PublishedStudy(NoTrainingStudy):
         huber = LawFit("chinchilla", bookkeeping=bookkeeping).fit(points, points["loss"],
                                                                   excluded=excluded)
         huber.bootstrap(cfg["bootstrap_resamples"], seed=cfg["bootstrap_seed"],
-                        n_jobs=cfg["n_jobs"] or getattr(self, "n_jobs", None), derived=derived)
+                        n_jobs=n_jobs, derived=derived)
         ds = huber.to_dataset()
         # the frontier N*(C) on a compute grid, with the bootstrap band
         flops = np.geomspace(1e18, 1e25, 57)
@@ -458,7 +459,7 @@ class PublishedStudy(NoTrainingStudy):
                 {"N": d["params"], "D": d["tokens"], "C": d["budget"], "loss": d["loss"]})
         return {k: v.reset_index(drop=True) for k, v in data.items()}
 
-    def _prediction_coverage(self, cube) -> xr.Dataset:
+    def _prediction_coverage(self, cube, n_jobs=None) -> xr.Dataset:
         """Nominal against empirical coverage of the engine's prediction intervals (parameter
         bootstrap + residual scatter), extrapolating on every published dataset with (N, D):
         the largest model sizes held out, and the top 20 % of compute held out. Open-Athena's
@@ -466,7 +467,7 @@ class PublishedStudy(NoTrainingStudy):
         and Marin families."""
         return coverage_table(self._coverage_data(cube), self.cfg["coverage_resamples"],
                               self.cfg["bootstrap_seed"],
-                              self.cfg["n_jobs"] or getattr(self, "n_jobs", None),
+                              n_jobs,
                               self.COVERAGE_LEVELS)
 
     def figure_prediction_coverage(self, cube, fits):
@@ -598,7 +599,7 @@ class PublishedStudy(NoTrainingStudy):
                                  "loss, 128 starts (ours: L-BFGS-B instead of Levenberg-Marquardt)")
         return ds
 
-    def _fit_mpl(self, mpl):
+    def _fit_mpl(self, mpl, n_jobs=None):
         df = mpl_points(mpl)
         df = df.assign(curve=df["schedule"].map({s: i for i, s in enumerate(MPL_SCHEDULES)}))
         form = mpl_form()
@@ -608,8 +609,7 @@ class PublishedStudy(NoTrainingStudy):
         params = np.full((2, len(MPL_SIZES), len(names)), np.nan)
         if self.cfg["mpl_refit"]:
             trains = [df[(df["size_m"] == size) & df["schedule"].isin(MPL_TRAIN)] for size in MPL_SIZES]
-            n_jobs = self.cfg["n_jobs"] or getattr(self, "n_jobs", None) or 1
-            with worker_pool(min(n_jobs, len(MPL_SIZES))) as pool:
+            with worker_pool(min(n_jobs or 1, len(MPL_SIZES))) as pool:
                 params[1] = list(pool.map(_refit_mpl, trains))
         for j, size in enumerate(MPL_SIZES):
             sized = df[df["size_m"] == size]

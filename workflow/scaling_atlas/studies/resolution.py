@@ -195,7 +195,7 @@ class ResolutionStudy(Study):
         return cube
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube) -> xr.Dataset:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
         n = self.cfg["needle"]
         usable, excluded = without_diverged(cube)
         floor = 1.0 / n["eval_images"]  # an error rate of 0 is "below one in eval_images"

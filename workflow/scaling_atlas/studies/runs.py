@@ -283,7 +283,7 @@ class RunsStudy(NoTrainingStudy):
         o = self.cfg["objective"]
         return Objective(o["loss"], o["delta"], o["space"], "sum", o["overestimate_weight"])
 
-    def fit_laws(self, cube) -> xr.DataTree:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         from scaling_atlas.laws import (
             FitWarning,
             LawFit,
@@ -296,7 +296,7 @@ class RunsStudy(NoTrainingStudy):
         cfg = self.cfg
         bookkeeping = {k: str(v) for k, v in cfg["counting"].items()}
         bookkeeping["source"] = str(cfg["data"])
-        n_jobs = cfg["n_jobs"] or getattr(self, "n_jobs", None)
+        n_jobs = cfg["n_jobs"] or n_jobs
         groups = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)

@@ -25,7 +25,8 @@ from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import label_widths, new_figure
 from scaling_atlas.laws import fit_power_law_over
 from scaling_atlas.models import superposition_toy as toy
-from scaling_atlas.runs import Run, stable_id
+from scaling_atlas.hashing import stable_hash
+from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study, group_for_device
 from scaling_atlas.train import checkpoint
 from scaling_atlas.train.device import run_generator
@@ -228,7 +229,7 @@ class SuperpositionStudy(Study):
         return cube
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube: xr.Dataset) -> xr.Dataset:
+    def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
         """α_m per (dist, α, γ, E): per seed and on the seed-mean loss; log-log and with offset.
         Diverged runs are left out (their cells are NaN; each fit counts its points)."""
         min_m = self.cfg["fit_min_m"]
@@ -520,7 +521,7 @@ def train_group(
     gens = [run_generator(run_seed(run), device) for run in runs]
     models = toy.init_models(n, m, gens, device)
     losses = torch.zeros(len(runs), steps, device=device)
-    group_path = ckpt_dir / f"group-{stable_id({'runs': [r.run_id for r in runs]}, 8)}.pt"
+    group_path = ckpt_dir / f"group-{stable_hash({'runs': [r.run_id for r in runs]}, 8)}.pt"
     start, elapsed = 0, 0.0
     state = checkpoint.load(group_path, device, warn=log)
     if state is not None:

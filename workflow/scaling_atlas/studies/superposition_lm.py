@@ -152,7 +152,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return ds
 
     # ---- fits ----------------------------------------------------------------------------------
-    def fit_laws(self, cube) -> xr.Dataset:
+    def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
         cube, diverged = without_diverged(cube)
         m = cube["width"].values.astype(float)
         overlap = cube["mean_sq_overlap"].mean("seed").values

@@ -19,12 +19,12 @@ import torch
 import xarray as xr
 
 from scaling_atlas.claims import Premise
-from scaling_atlas.config import config_hash
 from scaling_atlas.corpus import grammar_spec, load_corpus
 from scaling_atlas.corpus.text import CorpusError, corpus_files
 from scaling_atlas.models.transformer import (TransformerConfig, family_shape, flops_per_token,
                                               parameter_counts)
-from scaling_atlas.runs import Run, stable_id
+from scaling_atlas.hashing import stable_hash
+from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
 from scaling_atlas.train.lm import LMTrainSpec, train_lm
 
@@ -32,8 +32,6 @@ from scaling_atlas.train.lm import LMTrainSpec, train_lm
 TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
               "decay_fraction", "weight_decay", "beta1", "beta2", "grad_clip", "grad_accum",
               "eval_points", "eval_tokens")
-
-CURVE_VARS = ("curve_step", "curve_tokens", "curve_val_loss", "curve_train_loss", "curve_lr")
 
 
 class TransformerFamilyStudy(Study):
@@ -196,7 +194,7 @@ class TransformerFamilyStudy(Study):
         return plan
 
     def runs(self) -> list[Run]:
-        corpus_id = config_hash(self.corpus_config())[:12]
+        corpus_id = stable_hash(self.corpus_config())[:12]
         common = {key: self.cfg[key] for key in TRAIN_KEYS}
         fam = self.cfg["family"]
 
@@ -213,7 +211,7 @@ class TransformerFamilyStudy(Study):
         out, sweep_of, plan = [], {}, self.sweep_plan()
         for width, (point, _) in plan.items():
             sweep = [make(point, lr, lr_stage="sweep") for lr in self.learning_rates()]
-            sweep_of[width] = stable_id({"runs": [run.run_id for run in sweep]})
+            sweep_of[width] = stable_hash({"runs": [run.run_id for run in sweep]}, 12)
             out += sweep
         for point in self.grid():
             sweep_point, reused = plan[point["width"]]
@@ -305,7 +303,7 @@ class TransformerFamilyStudy(Study):
                    for run in self.runs())
 
     def corpus_fingerprint(self) -> str:
-        return config_hash({"corpus": self.corpus_config(), "tokens": self.tokens_needed(),
+        return stable_hash({"corpus": self.corpus_config(), "tokens": self.tokens_needed(),
                             "seq_len": self.cfg["seq_len"]})
 
     def prepare_corpus(self, out_dir, cache_dir, log) -> dict:
