@@ -1,8 +1,11 @@
-"""Configuration: schema defaults, validation with messages that name the key, study dispatch.
+"""Configuration: reading and merging config files, the schema (defaults, messages that name the
+key), and the errors.
 
 Validation runs when the Snakefile is parsed, before any job starts. Errors are collected (not
 just the first) and raised as one :class:`ConfigError` whose text names every offending key, the
-rule it breaks and, for schema errors, the value found.
+rule it breaks and, for schema errors, the value found. The studies' own rules are checked by
+the study registry (``scaling_atlas.studies.validate_config``), which calls ``check_schema``;
+this module knows no study.
 """
 
 from __future__ import annotations
