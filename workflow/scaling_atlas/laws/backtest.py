@@ -157,6 +157,30 @@ def _nstar_scores(n_opt_at, held_out: pd.Series) -> dict:
             "nstar_log_bias": float(np.mean(error)), "nstar_budgets": int(len(error))}
 
 
+def _fit_approach2(procedure: Procedure, points: pd.DataFrame, **fit_kwargs):
+    """Approach 2 on ``points``: (optima, IsoFlopResult), or (None, why it failed)."""
+    try:
+        optima = isoflop_optima(points, method=procedure.isoflop["method"],
+                                space=procedure.isoflop["space"],
+                                columns={"flops": "C", "n_params": "N", "loss": "loss"})
+        return optima, fit_isoflop(optima, weighted=False, **fit_kwargs)
+    except (ValueError, FitDataError) as error:
+        return None, str(error)[:200]
+
+
+def _fit_parametric(procedure: Procedure, points: pd.DataFrame):
+    """The procedure's LawFit fitted on ``points`` (fit warnings silenced: the fit's own
+    identifiability attributes carry them), or (None, why it failed)."""
+    fit = procedure.law_fit()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            fit.fit(points, points["loss"])
+    except (ValueError, FitDataError, FloatingPointError, np.linalg.LinAlgError) as error:
+        return None, str(error)[:200]
+    return fit, ""
+
+
 def run_procedure(procedure: Procedure, train: pd.DataFrame, test: pd.DataFrame | None,
                   isoflop: bool, held_out_optima: pd.Series | None) -> dict:
     """Fit one procedure on ``train`` and score it on ``test``: a flat dict (status, scores,
@@ -166,26 +190,18 @@ def run_procedure(procedure: Procedure, train: pd.DataFrame, test: pd.DataFrame 
     if procedure.kind == "approach2":
         if not isoflop:
             return {**out, "status": "not applicable", "reason": "not IsoFLOP data"}
-        try:
-            optima = isoflop_optima(train, method=procedure.isoflop["method"],
-                                    space=procedure.isoflop["space"],
-                                    columns={"flops": "C", "n_params": "N", "loss": "loss"})
-            result = fit_isoflop(optima, weighted=False)
-        except (ValueError, FitDataError) as error:
-            return {**out, "status": "failed", "reason": str(error)[:200], "identified": False}
+        optima, result = _fit_approach2(procedure, train)
+        if optima is None:
+            return {**out, "status": "failed", "reason": result, "identified": False}
         n_star = result.n_opt(REFERENCE_C)
         out.update(a=result.exponent, D_over_N=float(REFERENCE_C / (6 * n_star) / n_star),
                    budgets_used=int(optima["used"].sum()))
         if held_out_optima is not None:
             out.update(_nstar_scores(result.n_opt, held_out_optima))
         return out
-    fit = procedure.law_fit()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            fit.fit(train, train["loss"])
-    except (ValueError, FitDataError, FloatingPointError, np.linalg.LinAlgError) as error:
-        return {**out, "status": "failed", "reason": str(error)[:200], "identified": False}
+    fit, reason = _fit_parametric(procedure, train)
+    if fit is None:
+        return {**out, "status": "failed", "reason": reason, "identified": False}
     out["identified"] = bool(fit.identified_)
     if not fit.identified_:
         out.update(status="not identified",
@@ -250,13 +266,9 @@ def procedure_interval(procedure: Procedure | str, points: pd.DataFrame, quantit
     if procedure.kind == "approach2":
         if quantity != "a":
             raise ValueError(f"Approach 2 gives only the exponent a, not {quantity!r}")
-        try:
-            optima = isoflop_optima(points, method=procedure.isoflop["method"],
-                                    space=procedure.isoflop["space"],
-                                    columns={"flops": "C", "n_params": "N", "loss": "loss"})
-            result = fit_isoflop(optima, weighted=False, n_boot=n_resamples, seed=seed, ci=ci)
-        except (ValueError, FitDataError) as error:
-            return {**out, "status": "failed", "reason": str(error)[:200]}
+        optima, result = _fit_approach2(procedure, points, n_boot=n_resamples, seed=seed, ci=ci)
+        if optima is None:
+            return {**out, "status": "failed", "reason": result}
         low, high = result.exponent_ci if n_resamples else (math.nan, math.nan)
         return {**out, "value": float(result.exponent), "low": float(low), "high": float(high),
                 "budgets": int(optima["used"].sum()),
@@ -265,13 +277,9 @@ def procedure_interval(procedure: Procedure | str, points: pd.DataFrame, quantit
     if quantity not in ("a", "D_over_N"):
         raise ValueError(f"quantity must be 'a' or 'D_over_N', got {quantity!r}")
     key = "a" if quantity == "a" else f"D_over_N@{REFERENCE_C:.3g}".replace("+", "")
-    fit = procedure.law_fit()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FitWarning)
-            fit.fit(points, points["loss"])
-    except (ValueError, FitDataError, FloatingPointError, np.linalg.LinAlgError) as error:
-        return {**out, "status": "failed", "reason": str(error)[:200]}
+    fit, reason = _fit_parametric(procedure, points)
+    if fit is None:
+        return {**out, "status": "failed", "reason": reason}
     if not fit.form.has_allocation:
         return {**out, "status": "not applicable", "reason": f"{fit.form.name} has no allocation"}
     derived = chinchilla_derived([REFERENCE_C])
