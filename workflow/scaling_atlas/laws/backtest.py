@@ -269,11 +269,11 @@ def procedure_interval(procedure: Procedure | str, points: pd.DataFrame, quantit
         optima, result = _fit_approach2(procedure, points, n_boot=n_resamples, seed=seed, ci=ci)
         if optima is None:
             return {**out, "status": "failed", "reason": result}
-        low, high = result.exponent_ci if n_resamples else (math.nan, math.nan)
+        budgets = int(optima["used"].sum())
+        low, high = result.exponent_ci  # NaN without resamples
         return {**out, "value": float(result.exponent), "low": float(low), "high": float(high),
-                "budgets": int(optima["used"].sum()),
-                "method": f"percentile bootstrap over the {int(optima['used'].sum())} budgets' "
-                          "optima (unweighted power law)"}
+                "budgets": budgets, "method": f"percentile bootstrap over the {budgets} budgets' "
+                                              "optima (unweighted power law)"}
     if quantity not in ("a", "D_over_N"):
         raise ValueError(f"quantity must be 'a' or 'D_over_N', got {quantity!r}")
     key = "a" if quantity == "a" else f"D_over_N@{REFERENCE_C:.3g}".replace("+", "")
