@@ -11,7 +11,7 @@ from scaling_atlas.config import ConfigError
 from scaling_atlas.studies import validate_config
 from scaling_atlas.models import matrix_sensing as ms
 from scaling_atlas.studies import get_study
-from scaling_atlas.studies.matrix_sensing import train_batch
+from scaling_atlas.train.matrix_sensing import train_batch
 
 from conftest import merged
 

@@ -1,6 +1,9 @@
 """End to end: the ci preset through Snakemake, every output checked; bad configs stop early."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -343,3 +346,29 @@ def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message)
     assert message in output and "No job was started" in output
     assert "Traceback" not in output
     assert (cube.stat().st_mtime_ns, cube.read_bytes()) == before
+
+
+def test_the_analysis_of_torch_free_studies_runs_without_torch(ci_run):
+    """Refitting, drawing and scoring a ci-run study whose trainer lives in ``train/``: the
+    process never imports PyTorch (what a fit, figure or claims job does)."""
+    from test_imports import TORCH_FREE_TRAINING_KINDS
+
+    code = (
+        "import sys\n"
+        "from scaling_atlas.config import load_config\n"
+        "from scaling_atlas.cubes import open_cube\n"
+        "from scaling_atlas.studies import get_study\n"
+        "config = load_config('ci')\n"
+        f"for kind in {TORCH_FREE_TRAINING_KINDS!r}:\n"
+        f"    results = {str(ci_run / 'results')!r} + '/' + kind\n"
+        "    study = get_study(kind, config)\n"
+        "    cube = open_cube(results + '/cube.nc')\n"
+        "    fits = study.fit_laws(cube, n_jobs=1)\n"
+        "    assert study.claims(cube, fits)\n"
+        "    for name in study.figures:\n"
+        "        study.draw_figure(name, cube, fits)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ci_run, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -76,8 +76,10 @@ def compare(before: Path, after: Path, studies=None) -> list[str]:
     studies = studies or found
     out = []
     for study in studies:
-        if not (after / study / "claims.csv").exists():
-            out.append(f"{study}: no claims.csv after")
+        missing = [side for side, folder in (("before", before), ("after", after))
+                   if not (folder / study / "claims.csv").exists()]
+        if missing:
+            out.append(f"{study}: no claims.csv {' or '.join(missing)}")
             continue
         if (before / study / "claims.csv").read_bytes() != (after / study / "claims.csv").read_bytes():
             out.append(f"{study}/claims.csv differs")

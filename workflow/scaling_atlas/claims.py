@@ -116,6 +116,54 @@ class ClaimList(list):
         return claim
 
 
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A claim as a study declares it (its ``CLAIMS`` table): what the paper says and what we
+    accept. Our number comes from the study's ``measure(cube, fits)`` as a :class:`Measured`.
+
+    ``deviations``: None shares the study's deviations (``Study.claim_deviations``); a string
+    replaces them for this claim.
+    """
+
+    claim_id: str
+    statement: str
+    paper_value: str
+    source: str
+    target: float
+    tolerance: float
+    deviations: str | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Our value for one claim: the estimate, what it is, its 95 % interval, the premises."""
+
+    ours: float
+    detail: str = ""
+    ci: tuple[float, float] = (math.nan, math.nan)
+    premises: tuple[Premise, ...] = ()
+
+
+def score(specs, measured: dict[str, Measured], preset: str, deviations: str = "") -> ClaimList:
+    """The claims of ``specs`` that have a measurement, in the order of ``specs``.
+
+    A claim without a measurement is left out (the grid does not hold what it needs, e.g. no
+    symmetric runs); a measurement of a claim that ``specs`` does not declare is an error.
+    """
+    declared = {spec.claim_id for spec in specs}
+    unknown = sorted(set(measured) - declared)
+    if unknown:
+        raise KeyError(f"measured claims not declared in CLAIMS: {', '.join(unknown)}")
+    out = ClaimList(preset, deviations)
+    for spec in specs:
+        if spec.claim_id in measured:
+            m = measured[spec.claim_id]
+            out.add(spec.claim_id, spec.statement, spec.paper_value, spec.source, spec.target,
+                    spec.tolerance, m.ours, m.detail, spec.deviations, ci=m.ci,
+                    premises=m.premises)
+    return out
+
+
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
     rows = []
     for claim in claims:

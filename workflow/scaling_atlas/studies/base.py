@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import Claim, ClaimSpec, Measured, score
 from scaling_atlas.provenance import provenance
 from scaling_atlas.runs import Run, group_into_shards
 
@@ -23,13 +23,37 @@ if TYPE_CHECKING:  # annotations only: the analysis jobs need not import torch
     import torch
 
 
+#: a study's metadata table: variable or coordinate name → (long_name, units)
+Variables = dict[str, tuple[str, str]]
+#: a figure's declaration: its caption and the function that draws it, ``draw(study, cube, fits)``
+FigureSpec = tuple[str, Callable[..., Figure]]
+
+
 class Study(ABC):
-    """One study instance: a kind (the module) plus its validated config section."""
+    """One study instance: a kind (the module) plus its validated config section.
+
+    A study declares data and writes its science:
+
+    * ``VARIABLES``: name → (long_name, units) of every variable and coordinate its cube and
+      fits hold; :meth:`describe` sets them and refuses a name the table lacks. A long name may
+      cite the study's settings by key (``"over t ≥ {tail_from}·T"``).
+    * ``CLAIMS``: the paper's claims as :class:`~scaling_atlas.claims.ClaimSpec` rows, and one
+      method :meth:`measure` that returns our number for each; :meth:`claims` scores them.
+    * ``FIGURES``: name → (caption, draw); ``draw(study, cube, fits)`` returns the figure.
+    """
 
     kind: ClassVar[str]
     title: ClassVar[str]
-    #: figure name → caption; each is drawn by the method ``figure_<name>(cube, fits)``
+    VARIABLES: ClassVar[Variables | None] = None
+    CLAIMS: ClassVar[tuple[ClaimSpec, ...]] = ()
+    FIGURES: ClassVar[dict[str, FigureSpec]] = {}
+    #: figure name → caption (from ``FIGURES``; a study may narrow it to what its settings draw)
     figures: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "FIGURES" in cls.__dict__:
+            cls.figures = {name: caption for name, (caption, _) in cls.FIGURES.items()}
 
     def __init__(self, name: str, section: dict, config: dict):
         self.name = name
@@ -127,14 +151,51 @@ class Study(ABC):
         ``n_jobs``: worker processes for resampling and per-family fits (the fit job's threads);
         a study's own ``n_jobs`` key wins; None lets each fit use every available core."""
 
+    def describe(self, ds: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
+        """Set ``long_name`` and ``units`` of every variable and coordinate from ``VARIABLES``
+        (in place, and returned). A name the table lacks is an error: nothing is defaulted."""
+        tree = isinstance(ds, xr.DataTree)
+        nodes = [node.to_dataset(inherit=False) for node in ds.subtree] if tree else [ds]
+        table = self.VARIABLES or {}
+        missing = sorted({name for node in nodes for name in node.variables if name not in table})
+        if missing:
+            raise ValueError(f"study kind {self.kind!r}: {', '.join(missing)} not described in "
+                             "its VARIABLES table (long_name, units)")
+        settings = {**self.cfg, "preset": self.preset}
+        for node in nodes:
+            for name in node.variables:
+                long_name, units = table[name]
+                node[name].attrs.update(long_name=long_name.format(**settings), units=units)
+        if tree:
+            for node, described in zip(ds.subtree, nodes):
+                node.dataset = described
+        return ds
+
     def draw_figure(self, name: str, cube: xr.Dataset, fits: xr.Dataset) -> Figure:
         if name not in self.figures:
             raise KeyError(f"study {self.name!r} has no figure {name!r}")
+        if name in self.FIGURES:
+            return self.FIGURES[name][1](self, cube, fits)
         return getattr(self, f"figure_{name}")(cube, fits)
 
-    @abstractmethod
+    def claim_specs(self) -> tuple[ClaimSpec, ...]:
+        """The claims this study instance tests: ``CLAIMS``, or rows generated from the
+        settings by a study whose claims follow its grid (one per data exponent, say)."""
+        return self.CLAIMS
+
+    def claim_deviations(self) -> str:
+        """Where our protocol departs from the paper's, shared by every claim of the study."""
+        return ""
+
+    def measure(self, cube: xr.Dataset, fits: xr.Dataset) -> dict[str, Measured]:
+        """Our value for each claim of ``CLAIMS`` the data hold (claim id → Measured)."""
+        raise NotImplementedError(f"study kind {self.kind!r} measures no claims")
+
     def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
-        """The paper's claims with our values, tolerances and verdicts."""
+        """The paper's claims with our values, tolerances and verdicts: ``CLAIMS`` scored on
+        :meth:`measure`'s values."""
+        return score(self.claim_specs(), self.measure(cube, fits), self.preset,
+                     self.claim_deviations())
 
     #: per-run results that must be finite in a shard unless the run is marked diverged
     #: (assembly refuses a shard that breaks this; see ``cubes.shard_problems``)

@@ -12,56 +12,64 @@ Spec: shared/reference/matrix-sensing.md.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Hashable
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
-from scaling_atlas.claims import Claim, ClaimList
+from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.config import short_list
 from scaling_atlas.cubes import grid_from_records
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
-from scaling_atlas.models import matrix_sensing as ms
-from scaling_atlas.hashing import stable_hash
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
-from scaling_atlas.train import checkpoint
-from scaling_atlas.train.device import run_generator
 
-DECADES = np.arange(0, 31)  # error thresholds 10^0 … 10^-30
 MACHINE_FLOOR = 1e-28  # below this the error is float64 round-off, not dynamics
 LOG_SQUARED = Objective("mse", space="log")  # OLS of ln err: the rate / slope of the paper
-
-
-def log_steps(total: int, points: int) -> np.ndarray:
-    """Integer steps 0, 1, … T, roughly log-spaced, always including 0 and T."""
-    steps = np.unique(np.round(np.geomspace(1, total, points)).astype(int))
-    return np.concatenate([[0], steps])
-
-
-def problem_seed(seed: int, salt: int) -> int:
-    return int(stable_hash({"problem": seed, "salt": salt}, 8), 16)
 
 
 class MatrixSensingStudy(Study):
     kind = "matrix_sensing"
     title = "How over-parameterization slows gradient descent in matrix sensing (Xiong, Ding & Du 2024)"
     compute_dtype = "float64"
-    figures = {
-        "symmetric_tail": "Symmetric X Xᵀ: exact parameterisation (k = r) converges linearly to "
-                          "machine precision; over-parameterised (k > r) runs follow T⁻² (dashed guide).",
-        "asymmetric_alpha": "Asymmetric F Gᵀ with the imbalanced (α, α/3) start, k > r: linear "
-                            "convergence whose rate shrinks with the initial scale α.",
-        "rate_vs_alpha2": "Exponential rate of the asymmetric over-parameterised runs against α², "
-                          "with the power-law fit (paper: rate ∝ α²) and the rebalanced rates.",
-        "rebalancing": "The one-step rebalancing F ← F B, G ← G B⁻ᵀ (B = (FᵀF)^(−1/2)) restores "
-                       "the exact-parameterisation rate, whatever α.",
+    VARIABLES = {
+        "param": ("parameterisation: sym X Xᵀ, asym F Gᵀ, asym + one-step rebalancing", "1"),
+        "k": ("columns of the factors (k = r exact, k > r over-parameterised)", "1"),
+        "alpha": ("initialisation scale α", "1"), "eta": ("GD step size η", "1"),
+        "seed": ("seed of the problem (M*, A) and of the initialisation", "1"),
+        "step": ("GD step t", "1"), "decade": ("j: error threshold 10^(−j)", "1"),
+        "err_fro2": ("squared Frobenius error ‖product − M*‖²_F (NaN after a shard stopped "
+                     "early because every run was below 1e-30)", "1"),
+        "first_passage": ("first step at which err_fro2 ≤ 10^(−j)", "1"),
+        "diverged": ("1 if the run diverged (error above diverge_above or not finite)", "1"),
+        "rebalance_step": ("step of the one-step rebalancing (NaN: not applied)", "1"),
+        # fits
+        "tail_exponent": ("−slope of ln err vs ln t over t ≥ {tail_from}·T (paper: 2)", "1"),
+        "rate": ("exponential rate r in err ∝ exp(−r t), from first passages of decades "
+                 "within [{rate_window[1]:g}, {rate_window[0]:g}]", "1/step"),
+        "rate_alpha_power": ("p in mean rate ∝ α^p over k > r (paper, asym: 2)", "1"),
     }
+    CLAIMS = (
+        ClaimSpec("sym_overparam_tail", "symmetric, k > r: error ∝ T^−2 (tail exponent)",
+                  "Ω(1/T²) lower bound; reference sim −1.70 … −1.97", "paper, reference simulation",
+                  1.85, 0.3),
+        *(ClaimSpec(f"{param}_exact_machine_precision",
+                    f"{param}, k = r: linear convergence to 1e−25 within ≈ 1e3 steps (slowest run)",
+                    "exp(−Ω(T)); reference sim ≈ 1e3 steps", "paper, reference simulation", 500, 500)
+          for param in ("sym", "asym")),
+        ClaimSpec("asym_rate_alpha2", "asymmetric, k > r: rate ∝ α² (exponent p of α)",
+                  "exp(−Ω(α² T))", "paper", 2.0, 0.5),
+        ClaimSpec("asym_rate_over_alpha2_spread", "asymmetric, k > r: rate/α² constant within 2× "
+                  "across α (max/min, median over k)", "Θ(α²); reference sim within ≈ 2×",
+                  "reference simulation", 1.5, 1.0),
+        ClaimSpec("rebalanced_alpha_independent", "rebalanced once: rate independent of α (exponent "
+                  "p of rate ∝ α^p; plain GD: p ≈ 2)", "rate independent of α", "paper", 0.0, 0.5),
+        ClaimSpec("rebalanced_recovers_exact_rate", "rebalanced once: rate ≈ the exact-"
+                  "parameterisation rate (median ratio)", "recovers the k = r rate", "paper", 1.0, 0.5),
+    )
 
     # ---- config ------------------------------------------------------------------------------
     def validate(self) -> list[str]:
@@ -115,6 +123,8 @@ class MatrixSensingStudy(Study):
         """Runs of equal (parameterisation, k) advance together as one stacked float64 program;
         a job takes several such blocks in turn (the factors are tiny: process start-up, not
         arithmetic, would dominate one job per block)."""
+        from scaling_atlas.train.matrix_sensing import train_batch
+
         blocks: dict[tuple, list[Run]] = {}
         for run in runs:
             blocks.setdefault((run["param"], run["k"]), []).append(run)
@@ -135,25 +145,12 @@ class MatrixSensingStudy(Study):
         steps = combined["step"].values
         cube = grid_from_records(
             table, dims=["param", "k", "alpha", "eta", "seed"], scalars=["diverged", "rebalance_step"],
-            arrays={"err_fro2": ("step", steps), "first_passage": ("decade", DECADES)},
+            arrays={"err_fro2": ("step", steps),
+                    "first_passage": ("decade", combined["decade"].values)},
         )
-        meta = {
-            "param": ("parameterisation: sym X Xᵀ, asym F Gᵀ, asym + one-step rebalancing", "1"),
-            "k": ("columns of the factors (k = r exact, k > r over-parameterised)", "1"),
-            "alpha": ("initialisation scale α", "1"), "eta": ("GD step size η", "1"),
-            "seed": ("seed of the problem (M*, A) and of the initialisation", "1"),
-            "step": ("GD step t", "1"), "decade": ("j: error threshold 10^(−j)", "1"),
-            "err_fro2": ("squared Frobenius error ‖product − M*‖²_F (NaN after a shard stopped "
-                         "early because every run was below 1e-30)", "1"),
-            "first_passage": ("first step at which err_fro2 ≤ 10^(−j)", "1"),
-            "diverged": ("1 if the run diverged (error above diverge_above or not finite)", "1"),
-            "rebalance_step": ("step of the one-step rebalancing (NaN: not applied)", "1"),
-        }
-        for name, (long_name, units) in meta.items():
-            cube[name].attrs.update(long_name=long_name, units=units)
         cube.attrs.update(title=self.title, n=self.cfg["n"], r=self.cfg["r"],
                           operator=self.cfg["operator"], steps=self.cfg["steps"])
-        return cube
+        return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
@@ -189,22 +186,12 @@ class MatrixSensingStudy(Study):
         if alpha_power:
             # PowerLaw reports −slope; rate ∝ α^p means slope p
             fits["rate_alpha_power"] = -xr.concat(alpha_power, dim="param")
-        fits["tail_exponent"].attrs.update(
-            long_name=f"−slope of ln err vs ln t over t ≥ {cfg['tail_from']}·T (paper: 2)", units="1")
-        fits["rate"].attrs.update(
-            long_name=f"exponential rate r in err ∝ exp(−r t), from first passages of decades "
-                      f"within [{low:g}, {high:g}]", units="1/step")
-        if "rate_alpha_power" in fits:
-            fits["rate_alpha_power"].attrs.update(
-                long_name="p in mean rate ∝ α^p over k > r (paper, asym: 2)", units="1")
-        for coord in fits.coords:
-            fits[coord].attrs.update(cube[coord].attrs)
         fits.attrs.update(tail_from=cfg["tail_from"], rate_window=str(cfg["rate_window"]),
                           fit_method="scaling_atlas.laws: power_law and exponential forms, "
                                      "least squares in log space (OLS of ln err)",
                           excluded="diverged runs; errors below 1e-28 (round-off)",
                           excluded_diverged_runs=int((cube["diverged"] == 1).sum()))
-        return fits
+        return self.describe(fits)
 
     # ---- figures -------------------------------------------------------------------------------
     def _pick(self, cube, **sel):
@@ -217,7 +204,7 @@ class MatrixSensingStudy(Study):
         ks = cube["k"].values
         return 2 * self.cfg["r"] if 2 * self.cfg["r"] in ks else int(ks.max())
 
-    def figure_symmetric_tail(self, cube, fits):
+    def _figure_symmetric_tail(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         steps = cube["step"].values
@@ -235,7 +222,7 @@ class MatrixSensingStudy(Study):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_asymmetric_alpha(self, cube, fits):
+    def _figure_asymmetric_alpha(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         k = self._shown_k(cube)
@@ -248,7 +235,7 @@ class MatrixSensingStudy(Study):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_rate_vs_alpha2(self, cube, fits):
+    def _figure_rate_vs_alpha2(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         alpha2 = cube["alpha"].values ** 2
@@ -273,7 +260,7 @@ class MatrixSensingStudy(Study):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_rebalancing(self, cube, fits):
+    def _figure_rebalancing(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         k = self._shown_k(cube)
@@ -291,50 +278,55 @@ class MatrixSensingStudy(Study):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
-    def claims(self, cube, fits) -> list[Claim]:
-        cfg, r = self.cfg, self.cfg["r"]
-        over = [k for k in cube["k"].values if k > r]
-        deviation = (f"n = {cfg['n']}, r = {r}, {cfg['operator']} operator, T = {cfg['steps']}"
-                     + (" (population limit: A = identity)" if cfg["operator"] == "population" else ""))
-        out = ClaimList(self.preset, deviation)
-        add = out.add
+    def claim_deviations(self) -> str:
+        cfg = self.cfg
+        return (f"n = {cfg['n']}, r = {cfg['r']}, {cfg['operator']} operator, T = {cfg['steps']}"
+                + (" (population limit: A = identity)" if cfg["operator"] == "population" else ""))
 
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        r = self.cfg["r"]
+        over = [k for k in cube["k"].values if k > r]
         has = set(cube["param"].values)
+        out = {}
         if "sym" in has and over:
             tails = fits["tail_exponent"].sel(k=over)
-            add("sym_overparam_tail", "symmetric, k > r: error ∝ T^−2 (tail exponent)",
-                "Ω(1/T²) lower bound; reference sim −1.70 … −1.97", "paper, reference simulation",
-                1.85, 0.3, tails.median(), f"median over k, α, seeds (range {float(tails.min()):.2f}–{float(tails.max()):.2f})")
+            out["sym_overparam_tail"] = Measured(
+                tails.median(), f"median over k, α, seeds (range {float(tails.min()):.2f}–{float(tails.max()):.2f})")
         for param in ("sym", "asym"):
             if param in has and r in cube["k"].values:
                 passage = cube["first_passage"].sel(param=param, k=r, decade=25)
-                add(f"{param}_exact_machine_precision",
-                    f"{param}, k = r: linear convergence to 1e−25 within ≈ 1e3 steps (slowest run)",
-                    "exp(−Ω(T)); reference sim ≈ 1e3 steps", "paper, reference simulation",
-                    500, 500, passage.max(), "steps to reach 1e−25")
+                out[f"{param}_exact_machine_precision"] = Measured(passage.max(), "steps to reach 1e−25")
         if "asym" in has and over:
             power = fits["rate_alpha_power"].sel(param="asym")
-            add("asym_rate_alpha2", "asymmetric, k > r: rate ∝ α² (exponent p of α)",
-                "exp(−Ω(α² T))", "paper", 2.0, 0.5, power.median(),
-                f"median over k > r (range {float(power.min()):.2f}–{float(power.max()):.2f})")
+            out["asym_rate_alpha2"] = Measured(
+                power.median(), f"median over k > r (range {float(power.min()):.2f}–{float(power.max()):.2f})")
             ratio = fits["rate"].sel(param="asym", k=over).mean("seed") / cube["alpha"] ** 2
-            spread = (ratio.max("alpha") / ratio.min("alpha")).median()
-            add("asym_rate_over_alpha2_spread", "asymmetric, k > r: rate/α² constant within 2× "
-                "across α (max/min, median over k)", "Θ(α²); reference sim within ≈ 2×",
-                "reference simulation", 1.5, 1.0, spread)
+            out["asym_rate_over_alpha2_spread"] = Measured((ratio.max("alpha") / ratio.min("alpha")).median())
         if "asym_rebalanced" in has and over:
             power = fits["rate_alpha_power"].sel(param="asym_rebalanced")
-            add("rebalanced_alpha_independent", "rebalanced once: rate independent of α (exponent "
-                "p of rate ∝ α^p; plain GD: p ≈ 2)", "rate independent of α", "paper", 0.0, 0.5,
+            out["rebalanced_alpha_independent"] = Measured(
                 power.median(), f"median over k > r (range {float(power.min()):.2f}–{float(power.max()):.2f})")
             if "asym" in has and r in cube["k"].values:
                 rates = fits["rate"].sel(param="asym_rebalanced", k=over).mean("seed")
                 exact = float(fits["rate"].sel(param="asym", k=r).mean())
-                add("rebalanced_recovers_exact_rate", "rebalanced once: rate ≈ the exact-"
-                    "parameterisation rate (median ratio)", "recovers the k = r rate", "paper",
-                    1.0, 0.5, float(rates.median()) / exact,
+                out["rebalanced_recovers_exact_rate"] = Measured(
+                    float(rates.median()) / exact,
                     f"(rebalanced {float(rates.min()):.3f}–{float(rates.max()):.3f} vs k = r {exact:.3f} per step)")
         return out
+
+    FIGURES = {
+        "symmetric_tail": ("Symmetric X Xᵀ: exact parameterisation (k = r) converges linearly to "
+                           "machine precision; over-parameterised (k > r) runs follow T⁻² (dashed "
+                           "guide).", _figure_symmetric_tail),
+        "asymmetric_alpha": ("Asymmetric F Gᵀ with the imbalanced (α, α/3) start, k > r: linear "
+                             "convergence whose rate shrinks with the initial scale α.",
+                             _figure_asymmetric_alpha),
+        "rate_vs_alpha2": ("Exponential rate of the asymmetric over-parameterised runs against α², "
+                           "with the power-law fit (paper: rate ∝ α²) and the rebalanced rates.",
+                           _figure_rate_vs_alpha2),
+        "rebalancing": ("The one-step rebalancing F ← F B, G ← G B⁻ᵀ (B = (FᵀF)^(−1/2)) restores "
+                        "the exact-parameterisation rate, whatever α.", _figure_rebalancing),
+    }
 
 
 def _tail_exponent(steps, err):
@@ -352,101 +344,3 @@ def _exponential_rate(passage, decade):
     fit = LawFit("exponential", LOG_SQUARED, top_k=3)
     fit.fit({"t": passage[keep]}, 10.0 ** -decade[keep].astype(float))
     return fit.natural_["rate"]
-
-
-# ---- the batched GD program ------------------------------------------------------------------------
-def train_batch(runs: list[Run], device: torch.device, ckpt_dir: Path, log, checkpoint_every: int):
-    """GD for every run of a shard at once: stacked (R, n, k) factors, float64."""
-    first = runs[0]
-    n, k, total = first["n"], first["k"], first["steps"]
-    asymmetric = first["param"] != "sym"
-    steps = log_steps(total, first["log_points"])
-    R = len(runs)
-    targets, sensing, factors, others = [], [], [], []
-    problems: dict[int, tuple] = {}
-    for run in runs:
-        pseed = problem_seed(run["seed"], run["seed_salt"])
-        if pseed not in problems:
-            gen = run_generator(pseed, torch.device("cpu"))
-            target = ms.ground_truth(n, run["r"], gen)
-            a = (ms.sensing_gram(ms.measurements(n, run["measurements"], not asymmetric, gen))
-                 if run["operator"] == "gaussian" else None)
-            problems[pseed] = (target, a)
-        target, a = problems[pseed]
-        targets.append(target)
-        sensing.append(a)
-        gen = run_generator(int(run.run_id[:8], 16), torch.device("cpu"))
-        x0, g0 = ms.initial_factors(n, k, run["alpha"], asymmetric, gen)
-        factors.append(x0)
-        others.append(g0)
-    target = torch.stack(targets).to(device)
-    A = torch.stack(sensing).to(device) if sensing[0] is not None else None
-    X = torch.stack(factors).to(device)
-    G = torch.stack(others).to(device) if asymmetric else None
-    eta = torch.tensor([run["eta"] for run in runs], dtype=torch.float64, device=device)[:, None, None]
-    below = torch.tensor([run["rebalance_below"] for run in runs], dtype=torch.float64, device=device)
-    diverge_above = first["diverge_above"]
-
-    curve = torch.full((R, len(steps)), float("nan"), dtype=torch.float64, device=device)
-    passage = torch.full((R, len(DECADES)), float("nan"), dtype=torch.float64, device=device)
-    diverged = torch.zeros(R, dtype=torch.bool, device=device)
-    rebalanced_at = torch.full((R,), float("nan"), dtype=torch.float64, device=device)
-    levels = torch.tensor(DECADES, dtype=torch.float64, device=device)
-    start = 0
-    ckpt = ckpt_dir / "state.pt"
-    state = checkpoint.load(ckpt, device, warn=log)
-    if state is not None and state.get("run_ids") == [run.run_id for run in runs]:
-        X, G, curve, passage = state["X"], state.get("G"), state["curve"], state["passage"]
-        diverged, rebalanced_at, start = state["diverged"], state["rebalanced_at"], state["step"]
-        log(f"resumed at step {start}")
-    log_index = {int(s): i for i, s in enumerate(steps)}
-    # decided once: only rebalanced blocks pay the per-step trigger check (a host sync on GPU)
-    rebalancing = G is not None and any(run["rebalance_below"] > 0 for run in runs)
-    t0 = time.time()
-    for t in range(start, total + 1):
-        error = ms.product(X, G) - target
-        err = ms.squared_error(error)
-        if t in log_index:
-            curve[:, log_index[t]] = err
-        # first passage below each decade (no host sync: masked writes only)
-        depth = torch.floor(-torch.log10(err.clamp_min(1e-300)))
-        newly = (levels[None, :] <= depth[:, None]) & torch.isnan(passage) & ~diverged[:, None]
-        passage = torch.where(newly, float(t), passage)
-        diverged = diverged | ~torch.isfinite(err) | (err > diverge_above)
-        if t == total:
-            break
-        if rebalancing:
-            trigger = (err < below) & torch.isnan(rebalanced_at) & ~diverged
-            if bool(trigger.any()):
-                F_new, G_new = ms.rebalance(X, G)
-                pick = trigger[:, None, None]
-                X, G = torch.where(pick, F_new, X), torch.where(pick, G_new, G)
-                rebalanced_at = torch.where(trigger, float(t), rebalanced_at)
-                error = ms.product(X, G) - target
-        grad_x, grad_g = ms.gradients(X, G, error, A)
-        live = (~diverged).to(X.dtype)[:, None, None]
-        X = X - live * eta * torch.nan_to_num(grad_x)
-        if G is not None:
-            G = G - live * eta * torch.nan_to_num(grad_g)
-        if checkpoint_every and t and t % checkpoint_every == 0:
-            checkpoint.save({"run_ids": [run.run_id for run in runs], "X": X, "G": G, "curve": curve,
-                             "passage": passage, "diverged": diverged, "rebalanced_at": rebalanced_at,
-                             "step": t + 1}, ckpt)
-            done = int((torch.isfinite(passage[:, -1]) | diverged).sum())
-            log(f"step {t}/{total}: {done}/{R} runs at 1e-30 or diverged ({time.time() - t0:.0f} s)")
-        if t % 500 == 0 and bool((torch.isfinite(passage[:, -1]) | diverged).all()):
-            log(f"every run reached 1e-30 or diverged at step {t}; stopping early")
-            break
-    log(f"{R} runs, {total} steps in {time.time() - t0:.1f} s")
-    data = {
-        "param": ("run", [run["param"] for run in runs]), "k": ("run", [run["k"] for run in runs]),
-        "alpha": ("run", [run["alpha"] for run in runs]), "eta": ("run", [run["eta"] for run in runs]),
-        "seed": ("run", [run["seed"] for run in runs]),
-        "diverged": ("run", diverged.cpu().numpy().astype(float)),
-        "rebalance_step": ("run", rebalanced_at.cpu().numpy()),
-        "err_fro2": (("run", "step"), curve.cpu().numpy()),
-        "first_passage": (("run", "decade"), passage.cpu().numpy()),
-    }
-    return xr.Dataset(data, coords={"run": [run.run_id for run in runs], "step": steps,
-                                    "decade": DECADES})
-

@@ -1,0 +1,105 @@
+"""The declared study (studies/base.py): the VARIABLES table, CLAIMS scored from measure(),
+FIGURES as (caption, draw)."""
+
+import math
+
+import pytest
+import xarray as xr
+
+from scaling_atlas.claims import ClaimSpec, Measured, Premise, score
+from scaling_atlas.cubes import missing_attributes
+from scaling_atlas.studies.base import NoTrainingStudy
+
+
+class Toy(NoTrainingStudy):
+    kind, title = "toy", "a toy"
+    VARIABLES = {"size": ("model size N", "parameters"),
+                 "loss": ("loss at N, over t ≥ {tail_from}·T", "nats")}
+    CLAIMS = (ClaimSpec("exponent", "L ∝ N^−α", "α = 0.5", "paper", 0.5, 0.1),
+              ClaimSpec("floor", "an irreducible loss", "E > 0", "paper", 1.0, 0.5,
+                        deviations="own deviation"))
+
+    def assemble(self, shard_results, datasets=None):
+        return self.describe(xr.Dataset({"loss": ("size", [3.0, 2.0])}, coords={"size": [1, 2]}))
+
+    def fit_laws(self, cube, n_jobs=None):
+        return xr.Dataset()
+
+    def claim_deviations(self):
+        return "shared deviation"
+
+    def measure(self, cube, fits):
+        return {"floor": Measured(1.2, "E", premises=(Premise("past the plateau", True),)),
+                "exponent": Measured(0.52, ci=(0.45, 0.65))}
+
+    def _draw(self, cube, fits):
+        return ("drawn", self.name)
+
+    FIGURES = {"curve": ("the loss curve", _draw)}
+
+
+def toy(**settings):
+    return Toy("toy", {"tail_from": 0.5, **settings}, {"preset": "ci"})
+
+
+def test_describe_sets_every_attribute_from_the_table_and_fills_in_settings():
+    cube = toy().assemble([])
+    assert cube["loss"].attrs == {"long_name": "loss at N, over t ≥ 0.5·T", "units": "nats"}
+    assert cube["size"].attrs["units"] == "parameters"
+    assert [p for p in missing_attributes(cube) if not p.startswith("file:")] == []
+
+
+def test_describe_refuses_a_variable_the_table_lacks_and_defaults_nothing():
+    ds = xr.Dataset({"loss": ("size", [1.0]), "rmse": ((), 0.1)}, coords={"size": [1]})
+    with pytest.raises(ValueError, match=r"rmse not described in its VARIABLES table"):
+        toy().describe(ds)
+    assert "units" not in ds["loss"].attrs  # nothing written before the refusal
+
+
+def test_describe_covers_every_group_of_a_tree():
+    tree = xr.DataTree.from_dict({"/a": xr.Dataset({"loss": ("size", [1.0])}, coords={"size": [1]}),
+                                  "/b": xr.Dataset({"loss": ((), 2.0)})})
+    toy().describe(tree)
+    assert tree["a/loss"].attrs["units"] == "nats" and tree["b/loss"].attrs["units"] == "nats"
+    assert tree["a/size"].attrs["long_name"] == "model size N"
+    bad = xr.DataTree.from_dict({"/c": xr.Dataset({"spread": ((), 1.0)})})
+    with pytest.raises(ValueError, match="spread"):
+        toy().describe(bad)
+
+
+def test_claims_follow_the_declared_order_with_the_measured_values():
+    claims = toy().claims(None, None)
+    assert [c.claim_id for c in claims] == ["exponent", "floor"]  # CLAIMS order, not measure's
+    exponent, floor = claims
+    assert exponent.verdict == "inconclusive" and (exponent.ci_low, exponent.ci_high) == (0.45, 0.65)
+    assert exponent.deviations == "shared deviation" and exponent.preset == "ci"
+    assert floor.verdict == "pass" and floor.deviations == "own deviation"
+    assert floor.ours_detail == "E" and floor.premises[0].holds
+
+
+def test_a_claim_without_a_measurement_is_left_out_and_an_undeclared_one_refused():
+    specs = Toy.CLAIMS
+    only = score(specs, {"floor": Measured(math.nan)}, "ci")
+    assert [c.claim_id for c in only] == ["floor"] and only[0].verdict == "not tested"
+    with pytest.raises(KeyError, match="slope"):
+        score(specs, {"slope": Measured(1.0)}, "ci")
+
+
+def test_figures_come_from_the_declaration():
+    assert Toy.figures == {"curve": "the loss curve"}
+    assert toy().draw_figure("curve", None, None) == ("drawn", "toy")
+    with pytest.raises(KeyError, match="no figure 'other'"):
+        toy().draw_figure("other", None, None)
+
+
+def test_a_declared_study_leaves_no_variable_undescribed():
+    """Every VARIABLES table is complete for what the study writes: checked end to end by the
+    workflow tests (missing_attributes); here, that each table has a long name and a unit."""
+    from scaling_atlas.studies import KINDS, study_class
+
+    for kind in KINDS:
+        table = study_class(kind).VARIABLES
+        if table is None:
+            continue  # not yet migrated to the declared form
+        for name, (long_name, units) in table.items():
+            assert long_name.strip() and isinstance(units, str) and units.strip(), (kind, name)
