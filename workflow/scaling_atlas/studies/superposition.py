@@ -10,47 +10,33 @@ overlaps and represented fractions with ``shared/reference/superposition.md`` §
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
-from typing import Callable, Hashable
+from typing import Hashable
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
-from scaling_atlas.claims import Claim
+from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.config import short_list
 from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import label_widths, new_figure
 from scaling_atlas.laws import fit_power_law_over
-from scaling_atlas.models import superposition_toy as toy
-from scaling_atlas.hashing import stable_hash
+from scaling_atlas.laws.powerlaw import FIT_FIELDS
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study, group_for_device
-from scaling_atlas.train import checkpoint
-from scaling_atlas.train.device import run_generator
 
 GRID_DIMS = ["dist", "alpha", "gamma", "density", "m", "seed"]
-NORM_BINS = torch.linspace(0.0, 2.0, 41, dtype=torch.float64)  # row-norm histogram, width 0.05
-NORM_BIN_CENTRES = (0.5 * (NORM_BINS[1:] + NORM_BINS[:-1])).numpy()
 PAPER = {"batch_size": 2048, "lr": 0.01, "seeds": 1}
 
-SCALARS = {  # name → (long_name, units)
-    "loss_eval": ("final loss on fresh samples, sum over features (paper units)", "1"),
-    "loss_last": ("mean training loss of the last steps, sum over features (paper units)", "1"),
-    "loss_last_std": ("standard deviation of the last training-step losses (paper units)", "1"),
-    "phi_half": ("represented fraction φ½ = #{‖W_i‖ > 1/2}/n", "1"),
-    "phi_one": ("strongly represented fraction φ₁ = #{‖W_i‖ > 1}/n", "1"),
-    "mean_sq_overlap": ("mean squared overlap (Ŵ_i·Ŵ_j)², all pairs i ≠ j", "1"),
-    "sq_overlap_var": ("variance of the squared overlaps, all pairs", "1"),
-    "mean_sq_overlap_strong": ("mean squared overlap among rows with ‖W_i‖ > 1", "1"),
-    "sq_overlap_var_strong": ("variance of the squared overlaps among rows with ‖W_i‖ > 1", "1"),
-    "loss_unlearned": ("loss predicted from unlearned features, ⟨v²⟩ Σ_{i > φ½ n} p_i", "1"),
-    "train_seconds": ("wall-clock training time of the run", "s"),
-    "diverged": ("1 if the run diverged (non-finite loss or weights; left out of every fit)", "1"),
-}
-COORD_ATTRS = {
+#: the per-run numbers of a shard, placed on the grid (scalar per run)
+SCALARS = ("loss_eval", "loss_last", "loss_last_std", "phi_half", "phi_one", "mean_sq_overlap",
+           "sq_overlap_var", "mean_sq_overlap_strong", "sq_overlap_var_strong", "loss_unlearned",
+           "train_seconds", "diverged")
+#: the width-exponent fits of laws.fit_power_law_over, per seed and on the seed-mean loss
+FITTED = {name: long_name for name, (_, long_name) in FIT_FIELDS.items()}
+VARIABLES = {
+    # grid
     "dist": ("feature-frequency profile", "1"),
     "alpha": ("data exponent α of p_i ∝ i^(−α) (NaN for non-power profiles)", "1"),
     "gamma": ("signed weight decay γ", "1"),
@@ -59,6 +45,33 @@ COORD_ATTRS = {
     "seed": ("replicate seed", "1"),
     "step": ("optimiser step (end of a log-spaced bin)", "1"),
     "norm_bin": ("row-norm bin centre", "1"),
+    # cube
+    "loss_eval": ("final loss on fresh samples, sum over features (paper units)", "1"),
+    "loss_last": ("mean training loss of the last steps, sum over features (paper units)", "1"),
+    "loss_last_std": ("standard deviation of the last training-step losses (paper units)", "1"),
+    "phi_half": ("represented fraction φ½ = #{{‖W_i‖ > 1/2}}/n", "1"),
+    "phi_one": ("strongly represented fraction φ₁ = #{{‖W_i‖ > 1}}/n", "1"),
+    "mean_sq_overlap": ("mean squared overlap (Ŵ_i·Ŵ_j)², all pairs i ≠ j", "1"),
+    "sq_overlap_var": ("variance of the squared overlaps, all pairs", "1"),
+    "mean_sq_overlap_strong": ("mean squared overlap among rows with ‖W_i‖ > 1", "1"),
+    "sq_overlap_var_strong": ("variance of the squared overlaps among rows with ‖W_i‖ > 1", "1"),
+    "loss_unlearned": ("loss predicted from unlearned features, ⟨v²⟩ Σ_{{i > φ½ n}} p_i", "1"),
+    "train_seconds": ("wall-clock training time of the run", "s"),
+    "diverged": ("1 if the run diverged (non-finite loss or weights; left out of every fit)", "1"),
+    "loss_eval_per_element": ("final loss on fresh samples, mean over features (authors' "
+                              "nn.MSELoss units)", "1"),
+    "loss_last_per_element": ("mean training loss of the last steps, mean over features (code "
+                              "units)", "1"),
+    "loss_curve": ("training loss, mean over each log-spaced bin of steps (paper units)", "1"),
+    "norm_hist": ("fraction of rows per row-norm bin (bin width 0.05; last bin includes ≥ 2)", "1"),
+    # fits
+    "estimate": ("loss estimate fitted (eval: fresh samples; last: last training steps)", "1"),
+    "form": ("fitted form (loglog: OLS of log L on log m, the paper's; offset: L = A m^−α + C)", "1"),
+    **{name: (long_name, "1") for name, long_name in FITTED.items()},
+    **{f"mean_{name}": (f"{long_name}, fitted to the seed-mean loss", "1")
+       for name, long_name in FITTED.items()},
+    "alpha_m_seed_std": ("standard deviation of per-seed α_m across seeds", "1"),
+    "overlap_exponent": ("exponent β of mean squared overlap ∝ m^(−β) (seed mean)", "1"),
 }
 
 
@@ -66,22 +79,7 @@ class SuperpositionStudy(Study):
     kind = "superposition"
     finite_results = ("loss_eval", "loss_last", "loss_curve")
     title = "Superposition yields robust neural scaling (Liu, Liu & Gore 2025)"
-    figures = {
-        "loss_vs_m": "Final loss (paper units, fresh samples) against width m in the strong (most "
-        "negative γ) and weak (most positive γ) regimes, one line per α, mean ± sd over seeds; "
-        "dashed: the log-log power-law fit whose exponent α_m is in the legend.",
-        "alpha_m_vs_alpha": "Width exponent α_m (log-log fit of the seed-mean loss, ± standard "
-        "error) against the data exponent α for each γ, with the theory lines α_m = 1 (strong), "
-        "α − 1 (weak) and the conjectured upper line 2(α − 1).",
-        "phi_half_vs_gamma": "Represented fraction φ½ against weight decay γ, one line per width; "
-        "dotted: m/n, the weak-regime expectation. φ½ ≈ 1 means strong superposition.",
-        "overlap_vs_m": "Mean squared overlap of normalised rows against m in the strong regime, "
-        "one line per α (solid: all rows; dotted: rows with norm > 1), with the 1/m line.",
-        "alpha_m_heatmap": "α_m over (γ, α): strong superposition (γ < 0) gives α_m near 1 "
-        "whatever α; weak superposition tracks α − 1.",
-        "norm_histogram": "Distribution of row norms ‖W_i‖ at the largest width, strong vs weak "
-        "regime: bimodal, near 0 (not represented) and near 1 (represented).",
-    }
+    VARIABLES = VARIABLES
 
     # ---- config ------------------------------------------------------------------------------
     def frequency_profiles(self) -> list[tuple[str, float]]:
@@ -92,7 +90,10 @@ class SuperpositionStudy(Study):
             profiles += [(dist, float(a)) for a in alphas]
         return profiles
 
-    def probabilities(self, dist: str, alpha: float, density: float = 1.0) -> torch.Tensor:
+    def probabilities(self, dist: str, alpha: float, density: float = 1.0):
+        """Ranked activation probabilities of a profile (a float64 tensor; imports PyTorch)."""
+        from scaling_atlas.models import superposition_toy as toy
+
         return toy.feature_probabilities(
             self.cfg["n"], dist, alpha, density, exp_scale=self.cfg["exp_scale"]
         )
@@ -181,13 +182,15 @@ class SuperpositionStudy(Study):
 
     # ---- training ------------------------------------------------------------------------------
     def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
+        from scaling_atlas.train.superposition import results_to_dataset, train_group
+
         results = []
         for group in group_for_device(runs, device, batching):
             results += train_group(
                 group, device, Path(ckpt_dir), self.probabilities, log,
                 checkpoint_every=self.cfg["checkpoint_every"],
             )
-        return results_to_dataset(runs, results)
+        return results_to_dataset(runs, results, GRID_DIMS)
 
     # ---- cube ----------------------------------------------------------------------------------
     def assemble(self, shard_results: list[xr.Dataset], datasets=None) -> xr.Dataset:
@@ -195,38 +198,22 @@ class SuperpositionStudy(Study):
         steps = shard_results[0]["step"].to_numpy()
         cube = grid_from_records(
             records, GRID_DIMS, SCALARS,
-            arrays={"loss_curve": ("step", steps), "norm_hist": ("norm_bin", NORM_BIN_CENTRES)},
+            arrays={"loss_curve": ("step", steps),
+                    "norm_hist": ("norm_bin", shard_results[0]["norm_bin"].to_numpy())},
         )
         n = self.cfg["n"]
         cube["loss_eval_per_element"] = cube["loss_eval"] / n
         cube["loss_last_per_element"] = cube["loss_last"] / n
-        for name, (long_name, units) in SCALARS.items():
-            cube[name].attrs.update(long_name=long_name, units=units)
         for name in ("loss_eval", "loss_last", "loss_curve"):
             cube[name].attrs["loss_convention"] = "paper: sum over the n features, mean over samples"
-        cube["loss_eval_per_element"].attrs.update(
-            long_name="final loss on fresh samples, mean over features (authors' nn.MSELoss units)",
-            units="1", loss_convention="code: mean over samples and features = paper / n",
-        )
-        cube["loss_last_per_element"].attrs.update(
-            long_name="mean training loss of the last steps, mean over features (code units)",
-            units="1",
-        )
-        cube["loss_curve"].attrs.update(
-            long_name="training loss, mean over each log-spaced bin of steps (paper units)", units="1"
-        )
-        cube["norm_hist"].attrs.update(
-            long_name="fraction of rows per row-norm bin (bin width 0.05; last bin includes ≥ 2)",
-            units="1",
-        )
-        for name, (long_name, units) in COORD_ATTRS.items():
-            cube[name].attrs.update(long_name=long_name, units=units)
+        cube["loss_eval_per_element"].attrs["loss_convention"] = (
+            "code: mean over samples and features = paper / n")
         cube.attrs.update(
             title=self.title, study=self.name, n_features=n,
             batch_size=self.cfg["batch_size"], steps=self.cfg["steps"],
             reference="shared/reference/superposition.md",
         )
-        return cube
+        return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
@@ -246,38 +233,21 @@ class SuperpositionStudy(Study):
                 part["alpha_m_seed_std"] = per_seed["alpha_m"].std("seed", ddof=1)
                 parts.append(part.expand_dims(estimate=[estimate], form=[form]))
         fits = xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
-        for name in list(fits.data_vars):
-            if name.startswith("mean_"):
-                base = fits[name[5:]].attrs
-                fits[name].attrs.update(
-                    long_name=base["long_name"] + ", fitted to the seed-mean loss",
-                    units=base["units"],
-                )
-        fits["alpha_m_seed_std"].attrs.update(
-            long_name="standard deviation of per-seed α_m across seeds", units="1"
-        )
         overlap = fit_power_law_over(cube["mean_sq_overlap"].mean("seed"), "m", min_x=min_m)
         fits["overlap_exponent"] = overlap["alpha_m"]
-        fits["overlap_exponent"].attrs.update(
-            long_name="exponent β of mean squared overlap ∝ m^(−β) (seed mean)", units="1"
-        )
-        fits["estimate"].attrs.update(long_name="loss estimate fitted (eval: fresh samples; last: last training steps)", units="1")
-        fits["form"].attrs.update(long_name="fitted form (loglog: OLS of log L on log m, the paper's; offset: L = A m^−α + C)", units="1")
-        for name, (long_name, units) in COORD_ATTRS.items():
-            if name in fits.coords:
-                fits[name].attrs.update(long_name=long_name, units=units)
         fits.attrs.update(title=f"{self.title}: width-exponent fits", fit_min_m=min_m,
                           excluded_diverged_runs=diverged)
-        return fits
+        return self.describe(fits)
 
     # ---- claims --------------------------------------------------------------------------------
-    def regime_gammas(self, cube: xr.Dataset) -> tuple[float | None, float | None]:
-        gammas = cube["gamma"].to_numpy()
+    def regime_gammas(self, cube: xr.Dataset | None = None) -> tuple[float | None, float | None]:
+        """The γ of the strong (most negative) and weak (most positive) regimes, if sampled."""
+        gammas = np.asarray(self.cfg["gammas"] if cube is None else cube["gamma"], dtype=float)
         strong = float(gammas.min()) if gammas.min() < 0 else None
         weak = float(gammas.max()) if gammas.max() > 0 else None
         return strong, weak
 
-    def deviations(self) -> str:
+    def claim_deviations(self) -> str:
         cfg, notes = self.cfg, []
         if cfg["n"] != cfg["paper_n"]:
             notes.append(f"n = {cfg['n']} (paper {cfg['paper_n']})")
@@ -291,72 +261,80 @@ class SuperpositionStudy(Study):
             notes.append(f"{len(cfg['seeds'])} seeds (paper 1 replicate)")
         return "; ".join(notes)
 
-    def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
-        common = {"preset": self.preset, "deviations": self.deviations()}
+    def power_alphas(self) -> list[float]:
+        """The data exponents α of the power-law profile, ascending (none without it)."""
+        cfg = self.cfg
+        return sorted({float(a) for a in cfg["alphas"]}) if "power" in cfg["distributions"] else []
+
+    def claim_specs(self) -> tuple[ClaimSpec, ...]:
+        """Per data exponent α: α_m ≈ 1 (strong, α ≤ 1), α − 1 (weak, α > 1), between 1 and
+        2(α − 1) (strong, α > 1); then the overlap and represented-fraction claims."""
+        strong, weak = (math.nan if g is None else g for g in self.regime_gammas())
+        specs = []
+        for alpha in self.power_alphas():
+            low, high = sorted((1.0, 2.0 * (alpha - 1.0)))
+            specs += [
+                ClaimSpec(f"strong_alpha_m_a{alpha:g}", f"strong regime (γ = {strong:g}), α = {alpha:g}: "
+                          "α_m ≈ 1", "α_m ≈ 0.8–1.1", "paper/fig", 1.0, 0.15),
+                ClaimSpec(f"weak_alpha_m_a{alpha:g}", f"weak regime (γ = {weak:g}), α = {alpha:g}: "
+                          "α_m ≈ α − 1", f"α_m ≈ {alpha - 1:g}", "paper/fig", alpha - 1.0, 0.15),
+                ClaimSpec(f"strong_steep_alpha_m_a{alpha:g}", f"strong regime (γ = {strong:g}), "
+                          f"α = {alpha:g}: α_m between 1 and 2(α − 1)",
+                          f"{low:g} ≤ α_m ≤ {high:g} (+0.15)", "fig", (low + high) / 2,
+                          (high - low) / 2 + 0.15),
+            ]
+        return (*specs,
+                ClaimSpec("overlap_exponent", f"strong regime (γ = {strong:g}): mean squared "
+                          "overlap ∝ 1/m", "slope ≈ −1 against m", "fig", 1.0, 0.15),
+                ClaimSpec("overlap_times_m", f"strong regime (γ = {strong:g}): m · mean squared "
+                          "overlap ≈ 1", "≈ 0.1 at m = 10, ≈ 0.01 at m = 100", "fig", 1.0, 0.3),
+                ClaimSpec("phi_half_strong", f"strong regime (γ = {strong:g}): φ½ ≈ 1 (all "
+                          "features represented)", "φ½ ≈ 1", "fig", 1.0, 0.05),
+                ClaimSpec("phi_half_weak", f"weak regime (γ = {weak:g}): φ½ ≈ m/n (top ≈ m "
+                          "features represented)", "φ½ ≈ m/n", "fig", 0.0, 1.0))
+
+    def measure(self, cube: xr.Dataset, fits: xr.Dataset) -> dict[str, Measured]:
         strong, weak = self.regime_gammas(cube)
         power = cube.sel(dist="power") if "power" in cube["dist"] else None
         density = base_density(cube)
         fit = fits.sel(estimate="eval", form="loglog", density=density)
-        claims = []
+        out = {}
 
-        def alpha_m(gamma, alpha):
+        def alpha_m(gamma, alpha) -> Measured:
             row = fit.sel(dist="power", gamma=gamma, alpha=alpha)
             detail = f"± {float(row['mean_alpha_m_se']):.2f} SE"
             spread = float(row["alpha_m_seed_std"])
             if math.isfinite(spread):
                 detail += f", seed sd {spread:.2f}" if spread >= 0.005 else ", seed sd < 0.01"
-            return float(row["mean_alpha_m"]), detail
+            return Measured(float(row["mean_alpha_m"]), detail)
 
-        alphas = [] if power is None else [a for a in cube["alpha"].to_numpy() if np.isfinite(a)]
-        for alpha in alphas:
+        for alpha in self.power_alphas():
             if strong is not None and alpha <= 1:
-                ours, detail = alpha_m(strong, alpha)
-                claims.append(Claim(
-                    f"strong_alpha_m_a{alpha:g}", f"strong regime (γ = {strong:g}), α = {alpha:g}: α_m ≈ 1",
-                    "α_m ≈ 0.8–1.1", "paper/fig", 1.0, 0.15, ours, detail, **common))
+                out[f"strong_alpha_m_a{alpha:g}"] = alpha_m(strong, alpha)
             if weak is not None and alpha > 1:
-                ours, detail = alpha_m(weak, alpha)
-                claims.append(Claim(
-                    f"weak_alpha_m_a{alpha:g}", f"weak regime (γ = {weak:g}), α = {alpha:g}: α_m ≈ α − 1",
-                    f"α_m ≈ {alpha - 1:g}", "paper/fig", alpha - 1.0, 0.15, ours, detail, **common))
+                out[f"weak_alpha_m_a{alpha:g}"] = alpha_m(weak, alpha)
             if strong is not None and alpha > 1:
-                ours, detail = alpha_m(strong, alpha)
-                low, high = sorted((1.0, 2.0 * (alpha - 1.0)))
-                claims.append(Claim(
-                    f"strong_steep_alpha_m_a{alpha:g}",
-                    f"strong regime (γ = {strong:g}), α = {alpha:g}: α_m between 1 and 2(α − 1)",
-                    f"{low:g} ≤ α_m ≤ {high:g} (+0.15)", "fig", (low + high) / 2,
-                    (high - low) / 2 + 0.15, ours, detail, **common))
+                out[f"strong_steep_alpha_m_a{alpha:g}"] = alpha_m(strong, alpha)
         if strong is not None and power is not None:
             overlap = power.sel(gamma=strong, density=density)["mean_sq_overlap"].mean("seed")
             beta = fits["overlap_exponent"].sel(dist="power", gamma=strong, density=density)
-            claims.append(Claim(
-                "overlap_exponent", f"strong regime (γ = {strong:g}): mean squared overlap ∝ 1/m",
-                "slope ≈ −1 against m", "fig", 1.0, 0.15,
-                float(np.nanmedian(beta)), "median over α of the exponent", **common))
+            out["overlap_exponent"] = Measured(float(np.nanmedian(beta)), "median over α of the exponent")
             m_times = (overlap * overlap["m"]).to_numpy()
-            claims.append(Claim(
-                "overlap_times_m", f"strong regime (γ = {strong:g}): m · mean squared overlap ≈ 1",
-                "≈ 0.1 at m = 10, ≈ 0.01 at m = 100", "fig", 1.0, 0.3,
-                float(np.nanmedian(m_times)), "median over α and m", **common))
+            out["overlap_times_m"] = Measured(float(np.nanmedian(m_times)), "median over α and m")
             phi = power.sel(gamma=strong, density=density)["phi_half"]
-            claims.append(Claim(
-                "phi_half_strong", f"strong regime (γ = {strong:g}): φ½ ≈ 1 (all features represented)",
-                "φ½ ≈ 1", "fig", 1.0, 0.05, float(phi.min()), "minimum over α, m, seeds", **common))
+            out["phi_half_strong"] = Measured(float(phi.min()), "minimum over α, m, seeds")
         if weak is not None and power is not None:
             phi = power.sel(gamma=weak, density=density)["phi_half"]
             ratio = np.log2(phi * self.cfg["n"] / phi["m"]).to_numpy()
-            claims.append(Claim(
-                "phi_half_weak", f"weak regime (γ = {weak:g}): φ½ ≈ m/n (top ≈ m features represented)",
-                "φ½ ≈ m/n", "fig", 0.0, 1.0, float(np.nanmedian(ratio)),
-                "log2(φ½·n/m), median over α, m, seeds (±1 = within a factor 2)", **common))
-        return claims
+            out["phi_half_weak"] = Measured(float(np.nanmedian(ratio)), "log2(φ½·n/m), median "
+                                            "over α, m, seeds (±1 = within a factor 2)")
+        return out
 
     # ---- figures -------------------------------------------------------------------------------
     def _power(self, cube):
         return cube.sel(dist="power", density=base_density(cube)) if "power" in cube["dist"] else None
 
-    def figure_loss_vs_m(self, cube, fits):
+    def _figure_loss_vs_m(self, cube, fits):
         strong, weak = self.regime_gammas(cube)
         regimes = [(g, label) for g, label in ((strong, "strong"), (weak, "weak")) if g is not None]
         fig, axes = new_figure(ncols=len(regimes), sharey=True)
@@ -380,7 +358,7 @@ class SuperpositionStudy(Study):
         axes[0][0].set_ylabel("final loss (sum over features)")
         return fig
 
-    def figure_alpha_m_vs_alpha(self, cube, fits):
+    def _figure_alpha_m_vs_alpha(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=3.8)
         ax = axes[0][0]
         fit = fits.sel(estimate="eval", form="loglog", dist="power",
@@ -401,7 +379,7 @@ class SuperpositionStudy(Study):
         ax.legend(ncol=2)
         return fig
 
-    def figure_phi_half_vs_gamma(self, cube, fits):
+    def _figure_phi_half_vs_gamma(self, cube, fits):
         power = self._power(cube)
         alphas = [] if power is None else [a for a in power["alpha"].to_numpy() if np.isfinite(a)]
         fig, axes = new_figure(ncols=max(1, len(alphas)), sharey=True, width=3.4)
@@ -418,7 +396,7 @@ class SuperpositionStudy(Study):
         axes[0][-1].legend()
         return fig
 
-    def figure_overlap_vs_m(self, cube, fits):
+    def _figure_overlap_vs_m(self, cube, fits):
         fig, axes = new_figure(width=5.0, height=3.8)
         ax = axes[0][0]
         strong, _ = self.regime_gammas(cube)
@@ -436,7 +414,7 @@ class SuperpositionStudy(Study):
         ax.legend()
         return fig
 
-    def figure_alpha_m_heatmap(self, cube, fits):
+    def _figure_alpha_m_heatmap(self, cube, fits):
         fig, axes = new_figure(width=5.4, height=4.0)
         ax = axes[0][0]
         if "power" in cube["dist"]:
@@ -458,7 +436,7 @@ class SuperpositionStudy(Study):
         ax.set(xlabel="weight decay γ", ylabel="data exponent α")
         return fig
 
-    def figure_norm_histogram(self, cube, fits):
+    def _figure_norm_histogram(self, cube, fits):
         strong, weak = self.regime_gammas(cube)
         fig, axes = new_figure(width=5.0, height=3.4)
         ax = axes[0][0]
@@ -481,137 +459,31 @@ class SuperpositionStudy(Study):
         return fig
 
 
-# ------------------------------------------------------------------------------------------------
-# Training one group of runs (R = 1 on CPU, the whole shard on GPU)
-# ------------------------------------------------------------------------------------------------
-def alpha_of(run: Run) -> float:
-    """α of a run as a number: NaN for profiles without an exponent (stored as null in the id)."""
-    return math.nan if run["alpha"] is None else run["alpha"]
-
+    FIGURES = {
+        "loss_vs_m": ("Final loss (paper units, fresh samples) against width m in the strong (most "
+                      "negative γ) and weak (most positive γ) regimes, one line per α, mean ± sd "
+                      "over seeds; dashed: the log-log power-law fit whose exponent α_m is in the "
+                      "legend.", _figure_loss_vs_m),
+        "alpha_m_vs_alpha": ("Width exponent α_m (log-log fit of the seed-mean loss, ± standard "
+                             "error) against the data exponent α for each γ, with the theory lines "
+                             "α_m = 1 (strong), α − 1 (weak) and the conjectured upper line 2(α − 1).",
+                             _figure_alpha_m_vs_alpha),
+        "phi_half_vs_gamma": ("Represented fraction φ½ against weight decay γ, one line per width; "
+                              "dotted: m/n, the weak-regime expectation. φ½ ≈ 1 means strong "
+                              "superposition.", _figure_phi_half_vs_gamma),
+        "overlap_vs_m": ("Mean squared overlap of normalised rows against m in the strong regime, "
+                         "one line per α (solid: all rows; dotted: rows with norm > 1), with the "
+                         "1/m line.", _figure_overlap_vs_m),
+        "alpha_m_heatmap": ("α_m over (γ, α): strong superposition (γ < 0) gives α_m near 1 "
+                            "whatever α; weak superposition tracks α − 1.", _figure_alpha_m_heatmap),
+        "norm_histogram": ("Distribution of row norms ‖W_i‖ at the largest width, strong vs weak "
+                           "regime: bimodal, near 0 (not represented) and near 1 (represented).",
+                           _figure_norm_histogram),
+    }
 
 def base_density(cube: xr.Dataset) -> float:
     """The activation density the headline claims and figures use: the lowest in the grid."""
     return float(cube["density"].min())
-
-
-def run_seed(run: Run) -> int:
-    """Torch seed of a run: from its id, which already hashes seed, salt and every parameter."""
-    return int(run.run_id, 16) % (2**63)
-
-
-def train_group(
-    runs: list[Run], device: torch.device, ckpt_dir: Path,
-    probabilities: Callable[..., torch.Tensor], log: Callable[[str], None],
-    checkpoint_every: int = 0,
-) -> list[dict]:
-    """Train runs of equal shape together; resume from checkpoints; return per-run results.
-
-    ``checkpoint_every`` is an operational knob (not part of a run's id): every that many steps
-    the group's full state, generators included, is saved so a killed job resumes exactly.
-    """
-    done = {run.run_id: checkpoint.load(ckpt_dir / f"{run.run_id}.result.pt", warn=log) for run in runs}
-    if all(result is not None for result in done.values()):
-        log(f"{len(runs)} run(s) already finished: {', '.join(done)}")
-        return [done[run.run_id] for run in runs]
-    first = runs[0].params
-    n, m, batch, steps = first["n"], first["m"], first["batch_size"], first["steps"]
-    warmup = round(first["warmup_fraction"] * steps)
-    p = torch.stack([probabilities(r["dist"], alpha_of(r), r["density"]) for r in runs])
-    p = p.to(device=device, dtype=torch.float32)
-    gens = [run_generator(run_seed(run), device) for run in runs]
-    models = toy.init_models(n, m, gens, device)
-    losses = torch.zeros(len(runs), steps, device=device)
-    group_path = ckpt_dir / f"group-{stable_hash({'runs': [r.run_id for r in runs]}, 8)}.pt"
-    start, elapsed = 0, 0.0
-    state = checkpoint.load(group_path, device, warn=log)
-    if state is not None:
-        models = toy.ToyModels.from_state_dict(state["models"])
-        losses, start, elapsed = state["losses"], int(state["step"]), float(state["elapsed"])
-        for gen, gen_state in zip(gens, state["generators"]):
-            gen.set_state(gen_state.cpu())  # generator states are CPU byte tensors, also for CUDA
-        log(f"resumed {len(runs)} run(s) at step {start}/{steps}")
-    else:
-        log(f"training {len(runs)} run(s) from step 0")
-    lr_W, lr_b, gamma = (
-        torch.tensor([r[key] for r in runs], device=device, dtype=torch.float32)
-        for key in ("lr_W", "lr_b", "gamma")
-    )
-    log_every = max(1, steps // 10)
-    t0 = time.perf_counter() - elapsed
-    for step in range(start, steps):
-        batches = [toy.sample_sparse_batch(p[r], batch, gens[r]) for r in range(len(runs))]
-        loss, grad_W, grad_b = toy.loss_and_grads(models.W, models.b, batches)
-        losses[:, step] = loss
-        factor = toy.lr_factor(step, steps, warmup, first["final_lr_fraction"])
-        toy.optimizer_step(models, grad_W, grad_b, step + 1, lr_W * factor, lr_b * factor, gamma)
-        if (step + 1) % log_every == 0:
-            recent = losses[:, max(0, step + 1 - log_every): step + 1].mean(dim=1)
-            log(f"m={m} runs={len(runs)} step {step + 1}/{steps} "
-                f"loss {' '.join(f'{v:.4g}' for v in recent.tolist())} "
-                f"({time.perf_counter() - t0:.1f}s)")
-        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            checkpoint.save({
-                "models": models.state_dict(), "losses": losses, "step": step + 1,
-                "elapsed": time.perf_counter() - t0,
-                "generators": [g.get_state() for g in gens],
-            }, group_path)
-    seconds = (time.perf_counter() - t0) / len(runs)
-    results = []
-    for r, run in enumerate(runs):
-        result = finish_run(run, models.W[r], models.b[r], p[r], losses[r], gens[r], seconds)
-        checkpoint.save(result, ckpt_dir / f"{run.run_id}.result.pt")
-        results.append(result)
-    checkpoint.remove(group_path)
-    return results
-
-
-def log_spaced_steps(steps: int, points: int) -> np.ndarray:
-    """End steps (1-based) of ``points`` log-spaced bins covering 1 … steps (duplicates merged)."""
-    return np.unique(np.round(np.geomspace(1, steps, points)).astype(int))
-
-
-def finish_run(run, W, b, p, losses, generator, seconds) -> dict:
-    """Per-run metrics: final losses, representation metrics, loss curve, norm histogram."""
-    prm = run.params
-    last = losses[-prm["last_steps"]:].double()
-    ends = log_spaced_steps(prm["steps"], prm["curve_points"])
-    starts = np.concatenate([[0], ends[:-1]])
-    curve = torch.stack([losses[s:e].double().mean() for s, e in zip(starts, ends)])
-    diverged = not (bool(torch.isfinite(losses).all()) and bool(torch.isfinite(W).all())
-                    and bool(torch.isfinite(b).all()))
-    metrics = toy.weight_metrics(torch.nan_to_num(W), NORM_BINS)
-    represented = round(metrics["phi_half"] * prm["n"])
-    unlearned = toy.MEAN_V2 * float(p.double()[represented:].sum()) if represented < prm["n"] else 0.0
-    return {
-        "run_id": run.run_id,
-        "loss_eval": toy.evaluate_loss(W, b, p, prm["eval_samples"], generator),
-        "loss_last": float(last.mean()),
-        "loss_last_std": float(last.std()) if len(last) > 1 else 0.0,
-        "loss_unlearned": unlearned,
-        "train_seconds": seconds,
-        "diverged": float(diverged),
-        **{k: (math.nan if diverged else v) for k, v in metrics.items() if k != "norm_hist"},
-        "norm_hist": metrics["norm_hist"].to(torch.float64).cpu(),
-        "loss_curve": curve.cpu(),
-        "curve_steps": torch.as_tensor(ends),
-    }
-
-
-def results_to_dataset(runs: list[Run], results: list[dict]) -> xr.Dataset:
-    """Per-run results along a ``run`` dim, with the grid parameters as coordinates."""
-    by_id = {res["run_id"]: res for res in results}
-    ordered = [by_id[run.run_id] for run in runs]
-    data = {name: ("run", [float(res[name]) for res in ordered]) for name in SCALARS}
-    data["loss_curve"] = (("run", "step"), np.stack([res["loss_curve"].numpy() for res in ordered]))
-    data["norm_hist"] = (("run", "norm_bin"), np.stack([res["norm_hist"].numpy() for res in ordered]))
-    coords = {
-        "run": [run.run_id for run in runs],
-        "step": ordered[0]["curve_steps"].numpy(),
-        "norm_bin": NORM_BIN_CENTRES,
-    }
-    for dim in GRID_DIMS:
-        coords[dim] = ("run", [alpha_of(run) if dim == "alpha" else run[dim] for run in runs])
-    return xr.Dataset(data, coords=coords)
 
 
 def _records(ds: xr.Dataset) -> pd.DataFrame:
