@@ -10,12 +10,13 @@ from scipy.stats import mannwhitneyu
 from scaling_atlas.config import ConfigError
 from scaling_atlas.studies import validate_config
 from scaling_atlas.models.transformer import Transformer, TransformerConfig
+from scaling_atlas.laws.resampling import paired_bootstrap, seed_and_document_bootstrap
 from scaling_atlas.selection import heads as ai
+from scaling_atlas.selection import scores as sel
+from scaling_atlas.selection.pipeline import upsampled
 from scaling_atlas.selection.corpus import (BOS, KEY_LEN, QUERY, SEP, VALUE_LEN, CorpusSpec,
                                             flatten, key_value_probe, repeat_probe,
                                             sample_documents)
-from scaling_atlas.studies.data_selection import (DataSelectionStudy, paired_bootstrap,
-                                                  seed_and_document_bootstrap)
 
 from conftest import load_config, merged
 
@@ -124,26 +125,26 @@ def test_retrieval_scores_match_a_plain_loop():
 
 def test_head_choice_selection_and_auroc():
     scores = np.array([[0.1, 0.9, 0.0, 0.2], [0.3, 0.0, 0.8, 0.05]])
-    assert ai.top_heads(scores, 0.05) == [(0, 1)]  # at least one head
-    assert ai.top_heads(scores, 0.25) == [(0, 1), (1, 2)]
-    one = ai.control_head_sets(scores, 1, seed=0)  # every other head in turn
+    assert sel.top_heads(scores, 0.05) == [(0, 1)]  # at least one head
+    assert sel.top_heads(scores, 0.25) == [(0, 1), (1, 2)]
+    one = sel.control_head_sets(scores, 1, seed=0)  # every other head in turn
     assert sorted(h for (h,) in one) == sorted(set(np.ndindex(2, 4)) - {(0, 1)})
-    two = ai.control_head_sets(scores, 2, seed=0, draws=5)
+    two = sel.control_head_sets(scores, 2, seed=0, draws=5)
     assert len(two) == 5 and all(len(s) == 2 and not set(s) & {(0, 1), (1, 2)} for s in two)
     # selection is within each domain: 20 % of each, by score
     score = np.r_[np.arange(10.0), np.arange(10.0) + 100]
     domain = np.r_[np.zeros(10, int), np.ones(10, int)]
-    chosen = ai.select_within_domains(score, domain, 0.2)
+    chosen = sel.select_within_domains(score, domain, 0.2)
     assert list(np.flatnonzero(chosen)) == [8, 9, 18, 19]
     # AUROC: the Mann–Whitney U statistic over n_pos · n_neg, ties counted half
     rng = np.random.default_rng(0)
     labels = rng.integers(2, size=300)
     values = rng.normal(size=300) + labels + np.round(rng.normal(size=300))  # with ties
     u = mannwhitneyu(values[labels == 1], values[labels == 0]).statistic
-    assert ai.auroc(values, labels) == pytest.approx(u / ((labels == 1).sum() * (labels == 0).sum()))
-    assert ai.auroc(np.arange(4.0), np.array([0, 0, 1, 1])) == 1.0
-    assert ai.auroc(-np.arange(4.0), np.array([0, 0, 1, 1])) == 0.0
-    np.testing.assert_allclose(ai.attention_influence(np.array([2.0, 4.0]), np.array([3.0, 4.0])),
+    assert sel.auroc(values, labels) == pytest.approx(u / ((labels == 1).sum() * (labels == 0).sum()))
+    assert sel.auroc(np.arange(4.0), np.array([0, 0, 1, 1])) == 1.0
+    assert sel.auroc(-np.arange(4.0), np.array([0, 0, 1, 1])) == 0.0
+    np.testing.assert_allclose(sel.attention_influence(np.array([2.0, 4.0]), np.array([3.0, 4.0])),
                                [0.5, 0.0])
 
 
@@ -151,7 +152,7 @@ def test_upsampled_corpus_keeps_the_budget_and_the_share():
     tokens = np.arange(1000)[:, None] * np.ones((1, 4), int)
     chosen = np.zeros(1000, bool)
     chosen[::10] = True  # 100 selected documents
-    mixed = DataSelectionStudy.upsampled(tokens, chosen, 0.5, seed=0)
+    mixed = upsampled(tokens, chosen, 0.5, seed=0)
     assert mixed.shape == tokens.shape  # equal tokens
     ids = mixed[:, 0]
     from_selected = np.isin(ids, np.flatnonzero(chosen))

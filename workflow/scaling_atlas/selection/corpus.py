@@ -41,6 +41,14 @@ class CorpusSpec:
     zipf: float = 1.2  # exponent of the successor probabilities
     seed: int = 0
 
+    @classmethod
+    def from_settings(cls, corpus: dict, seed: int) -> CorpusSpec:
+        """From a study's ``corpus`` settings (seq_len, vocab_size, domains, records,
+        successors, zipf) and the generator's seed."""
+        return cls(seq_len=corpus["seq_len"], vocab_size=corpus["vocab_size"],
+                   domains=corpus["domains"], records=corpus["records"],
+                   successors=corpus["successors"], zipf=corpus["zipf"], seed=seed)
+
     @property
     def content(self) -> int:
         return self.vocab_size - SPECIAL
