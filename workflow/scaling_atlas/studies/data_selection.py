@@ -31,13 +31,16 @@ import xarray as xr
 from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
-from scaling_atlas.laws.resampling import percentile_interval, seed_and_document_bootstrap
+from scaling_atlas.laws.resampling import (percentile_interval, resample_seeds,
+                                           seed_and_document_bootstrap, statistic_bootstrap)
 from scaling_atlas.runs import Run, group_into_shards
 from scaling_atlas.selection import scores
 from scaling_atlas.selection.corpus import KINDS, CorpusSpec
 from scaling_atlas.studies.base import Study
 
 CONDITIONS = ("baseline", "selected")
+#: bootstrap draws of the AUROC per seed (each ranks the whole candidate pool)
+AUROC_RESAMPLES = 200
 
 
 class DataSelectionStudy(Study):
@@ -146,7 +149,8 @@ class DataSelectionStudy(Study):
     VARIABLES.update({
         "auroc": ("AUROC of AttentionInfluence for the hidden retrieval-heavy label, mean over "
                   "seeds", "1"),
-        "auroc_low": ("AUROC 2.5 % bootstrap quantile (documents and seeds)", "1"),
+        "auroc_low": ("AUROC 2.5 % bootstrap quantile (seeds, then the pool's documents within "
+                      "each)", "1"),
         "auroc_high": ("AUROC 97.5 % bootstrap quantile", "1"),
         "selected_precision": ("fraction of retrieval-heavy documents among the selected", "1"),
         "pool_base_rate": ("fraction of retrieval-heavy documents in the pool", "1"),
@@ -194,15 +198,17 @@ class DataSelectionStudy(Study):
         usable, excluded = without_diverged(cube)
         resamples = c["bootstrap_resamples"]
         seeds = cube["seed"].values
-        # AUROC per seed, with a bootstrap over the pool's documents
-        aurocs, draws = [], []
-        rng = np.random.default_rng(0)
-        for seed in seeds:
+        # AUROC per seed; its interval by a two-level bootstrap like the gains': the pool's
+        # documents within each seed (at most AUROC_RESAMPLES draws: each ranks the whole pool),
+        # then the seeds
+        aurocs, per_seed = [], []
+        for i, seed in enumerate(seeds):
             score, label = cube["influence"].sel(seed=seed).values, cube["doc_label"].sel(seed=seed).values
             aurocs.append(scores.auroc(score, label))
-            for _ in range(min(resamples, 200)):
-                idx = rng.integers(len(score), size=len(score))
-                draws.append(scores.auroc(score[idx], label[idx]))
+            per_seed.append(statistic_bootstrap(scores.auroc, (score, label),
+                                                min(resamples, AUROC_RESAMPLES),
+                                                np.random.default_rng([0, i])))
+        draws = resample_seeds(np.stack(per_seed), 0)
         selected = cube["doc_selected"] == 1
         precision = (cube["doc_label"].where(selected).sum("doc") / selected.sum("doc")).values
         # weak-to-strong: paired bootstrap over probe documents, seeds averaged
@@ -229,7 +235,9 @@ class DataSelectionStudy(Study):
             "recall_gain_high": ("width", gain_high), "local_loss_change": local_change,
             "gain_slope": slope, "gain_slope_low": slope_low, "gain_slope_high": slope_high,
         })
-        fits.attrs.update(fit_method="AUROC by ranks; recall gains by a two-level bootstrap "
+        fits.attrs.update(fit_method="AUROC by ranks, its interval by a two-level bootstrap "
+                                     f"(≤ {AUROC_RESAMPLES} resamples): seeds, then the pool's "
+                                     "documents; recall gains by a two-level bootstrap "
                                      f"({resamples} resamples): seeds, then held-out documents "
                                      "paired between the conditions; the gain's slope by least "
                                      "squares against log10 N",
