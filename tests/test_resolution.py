@@ -10,9 +10,10 @@ import torch.nn as nn
 from scaling_atlas.config import ConfigError
 from scaling_atlas.studies import validate_config
 from scaling_atlas.resolution import cost
-from scaling_atlas.resolution.needle import (DownsampleEncoder, NeedleTask, SelectEncoder,
-                                             build_model, evaluate_needle, glyphs, patch_targets,
-                                             sample_batch, train_needle)
+from scaling_atlas.resolution.needle import (DownsampleEncoder, SelectEncoder, build_model,
+                                             evaluate_needle, glyphs, patch_targets, sample_batch,
+                                             train_needle)
+from scaling_atlas.resolution.task import NeedleTask
 
 from conftest import load_config, merged
 

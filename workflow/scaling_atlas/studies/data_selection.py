@@ -47,6 +47,7 @@ class DataSelectionStudy(Study):
     kind = "data_selection"
     finite_results = ("final_val_loss",)
     title = "Data selection by AttentionInfluence: a toy of Hua et al. (2025)"
+
     # ---- config ------------------------------------------------------------------------------
     def validate(self) -> list[str]:
         c, problems = self.cfg, []

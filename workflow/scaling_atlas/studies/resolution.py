@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim, ClaimList
+from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.cubes import grid_from_records, without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import PowerLaw
 from scaling_atlas.resolution import cost
-from scaling_atlas.resolution.needle import (NeedleTask, build_model, evaluate_needle, task_problems,
-                                             train_needle)
+from scaling_atlas.resolution.task import NeedleTask, task_problems
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
 
@@ -37,20 +36,6 @@ class ResolutionStudy(Study):
     kind = "resolution"
     finite_results = ("accuracy", "final_train_loss")
     title = "Resolution scaling at near-constant cost: a toy of PS3 (Shi et al. 2025)"
-    figures = {
-        "cost_model": "Analytic cost of a ViT encoder (SigLIP-so400m/14 shape) per image: global "
-                      "encoding grows with the pixel count (tokens) and its square (attention); "
-                      "PS3's glimpse plus a fixed budget of high-resolution patches stays flat. "
-                      "Dots: the published token counts.",
-        "accuracy_vs_resolution": "Needle task: accuracy against canvas side at a fixed number K "
-                                  "of selected patches. Downsampling merges the glyph's pixels "
-                                  "and falls to chance (dotted); selection keeps finding and "
-                                  "reading the glyph. Bars: 95 % binomial intervals over the "
-                                  "held-out canvases (mean over seeds).",
-        "accuracy_vs_cost": "Needle task: accuracy against forward FLOPs per image. Selection "
-                            "(growing K at one canvas) trades compute for accuracy; the line is "
-                            "the fitted power law of the error rate against cost.",
-    }
 
     # ---- config ------------------------------------------------------------------------------
     def task(self, canvas: int) -> NeedleTask:
@@ -114,6 +99,8 @@ class ResolutionStudy(Study):
     def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
         """Each run trains in seconds on a CPU: one after another, no checkpoints needed (a
         killed shard simply retrains)."""
+        from scaling_atlas.resolution.needle import build_model, evaluate_needle, train_needle
+
         rows = []
         for run in runs:
             task = self.task(run["canvas"])
@@ -134,7 +121,7 @@ class ResolutionStudy(Study):
         return xr.Dataset.from_dataframe(table)
 
     # ---- cube ----------------------------------------------------------------------------------
-    META = {
+    VARIABLES = {
         "model": ("downsample: pool to the glimpse, then a CNN; select: glimpse → saliency → "
                   "top-K high-resolution patches → patch encoder", "1"),
         "canvas": ("side R of the square canvas", "pixel"),
@@ -154,6 +141,14 @@ class ResolutionStudy(Study):
         "published_tokens": ("token counts published with PS3 (NaN where none)", "token"),
         "global_flops": ("forward FLOPs per image, global encoding", "FLOP"),
         "selective_flops": ("forward FLOPs per image, selective encoding", "FLOP"),
+        # fits
+        "error_cost_exponent": ("β in error rate ∝ FLOPs^−β, selection model, K swept at R = "
+                                "{needle[k_canvas]}", "1"),
+        "error_cost_prefactor": ("prefactor of error rate ∝ FLOPs^−β", "1"),
+        "global_flops_exponent": ("local slope d ln FLOPs / d ln R of global encoding between the "
+                                  "two largest resolutions (4: attention-bound)", "1"),
+        "selective_flops_exponent": ("the same slope for selective encoding (0: constant cost)", "1"),
+        "accuracy_mean": ("accuracy, mean over seeds", "1"),
     }
 
     def cost_table(self) -> xr.Dataset:
@@ -182,8 +177,6 @@ class ResolutionStudy(Study):
                               for name in ("model", "canvas", "k", "seed", *names)})
         cube = grid_from_records(table, dims=["model", "canvas", "k", "seed"], scalars=names)
         cube = xr.merge([cube, self.cost_table()])
-        for name, (long_name, units) in self.META.items():
-            cube[name].attrs.update(long_name=long_name, units=units)
         n, c = self.cfg["needle"], self.cfg["cost_model"]
         cube.attrs.update(title=self.title, glyph_px=n["glyph"], classes=n["classes"],
                           chance=1.0 / n["classes"], patch_px=n["patch"], glimpse_px=n["glimpse"],
@@ -192,7 +185,7 @@ class ResolutionStudy(Study):
                           cost_patches_per_look=c["patches_per_look"],
                           cost_encoder=f"{c['encoder_params']:.3g} parameters, width "
                                        f"{c['encoder_width']}, {c['encoder_layers']} layers")
-        return cube
+        return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
@@ -208,27 +201,19 @@ class ResolutionStudy(Study):
         glob_slope = PowerLaw().fit(res[-2:], cube["global_flops"].values[-2:]).exponent_
         sel_slope = PowerLaw().fit(res[-2:], cube["selective_flops"].values[-2:]).exponent_
         fits = xr.Dataset({
-            "error_cost_exponent": ((), law.exponent_ if law else np.nan,
-                                    {"long_name": "β in error rate ∝ FLOPs^−β, selection model, "
-                                                  f"K swept at R = {n['k_canvas']}", "units": "1"}),
-            "error_cost_prefactor": ((), law.prefactor_ if law else np.nan,
-                                     {"long_name": "prefactor of error rate ∝ FLOPs^−β", "units": "1"}),
-            "global_flops_exponent": ((), -glob_slope, {
-                "long_name": "local slope d ln FLOPs / d ln R of global encoding between the two "
-                             "largest resolutions (4: attention-bound)", "units": "1"}),
-            "selective_flops_exponent": ((), -sel_slope, {
-                "long_name": "the same slope for selective encoding (0: constant cost)", "units": "1"}),
-            "accuracy_mean": usable["accuracy"].mean("seed").assign_attrs(
-                long_name="accuracy, mean over seeds", units="1"),
+            "error_cost_exponent": law.exponent_ if law else np.nan,
+            "error_cost_prefactor": law.prefactor_ if law else np.nan,
+            "global_flops_exponent": -glob_slope, "selective_flops_exponent": -sel_slope,
+            "accuracy_mean": usable["accuracy"].mean("seed"),
         })
         fits.attrs.update(fit_method="scaling_atlas.laws power law (log-log least squares) of the "
                                      "error rate against forward FLOPs per image",
                           error_floor=floor,
                           excluded_diverged_runs=excluded)
-        return fits
+        return self.describe(fits)
 
     # ---- figures -------------------------------------------------------------------------------
-    def figure_cost_model(self, cube, fits):
+    def _figure_cost_model(self, cube, fits):
         fig, axes = new_figure(ncols=2, width=4.4, height=3.6)
         res = cube["resolution"].values
         ax = axes[0, 0]
@@ -249,7 +234,7 @@ class ResolutionStudy(Study):
             ax.minorticks_off()
         return fig
 
-    def figure_accuracy_vs_resolution(self, cube, fits):
+    def _figure_accuracy_vs_resolution(self, cube, fits):
         fig, axes = new_figure(width=5.0, height=3.8)
         ax = axes[0, 0]
         n = self.cfg["needle"]
@@ -267,7 +252,7 @@ class ResolutionStudy(Study):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_accuracy_vs_cost(self, cube, fits):
+    def _figure_accuracy_vs_cost(self, cube, fits):
         fig, axes = new_figure(width=5.0, height=3.8)
         ax = axes[0, 0]
         n = self.cfg["needle"]
@@ -293,61 +278,87 @@ class ResolutionStudy(Study):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
-    def claims(self, cube, fits) -> list[Claim]:
+    def claim_deviations(self) -> str:
+        n = self.cfg["needle"]
+        return (f"toy: a {n['glyph']} px glyph among {n['classes']} in canvases of "
+                f"{min(n['canvases'])}–{max(n['canvases'])} px, glimpse {n['glimpse']} px, patch "
+                f"{n['patch']} px, {n['steps']} steps, {len(n['seeds'])} seed(s); PS3 is CLIP-scale "
+                "pre-training on natural images")
+
+    def claim_specs(self) -> tuple[ClaimSpec, ...]:
         n, c = self.cfg["needle"], self.cfg["cost_model"]
-        toy = (f"toy: a {n['glyph']} px glyph among {n['classes']} in canvases of "
-               f"{min(n['canvases'])}–{max(n['canvases'])} px, glimpse {n['glimpse']} px, patch "
-               f"{n['patch']} px, {n['steps']} steps, {len(n['seeds'])} seed(s); PS3 is CLIP-scale "
-               "pre-training on natural images")
+        top, largest, ks = max(c["resolutions"]), max(n["canvases"]), sorted(n["ks"])
+        return (
+            ClaimSpec("token_counts", "global token counts (R/14)² at 378/756/1512/3780 px: largest "
+                      "difference from the published table", "729 / 2,916 / 11,664 / 72,900 tokens",
+                      "paper", 0.0, 0.0, deviations=""),
+            ClaimSpec("all_scales_tokens", "tokens of all four scales together", "88,209", "paper",
+                      cost.PUBLISHED_ALL_SCALES, 0, deviations=""),
+            ClaimSpec("compute_ratio_4k", f"global / selective encoding compute at {top} px (log10 "
+                      "of the ratio; accepted: the same order of magnitude as the paper's 79×)",
+                      "79× less pre-training compute than SigLIP at 4K", "paper (teaser)",
+                      math.log10(79), 0.5,
+                      deviations="analytic forward cost of one image (2NT + 4LdT²) with one look "
+                                 f"of {c['patches_per_look']} patches; the paper's figure counts "
+                                 "its own pre-training recipe"),
+            ClaimSpec("downsample_falls_to_chance", f"downsample-then-encode at the largest canvas "
+                      f"({largest} px): accuracy − chance", "low resolution loses small details "
+                      "(the motivation of high-resolution encoding)", "derived", 0.0, 0.05),
+            ClaimSpec("selection_beats_downsampling", f"top-{n['k_fixed']} selection minus "
+                      "downsampling, accuracy at the largest canvas (accepted: a clear gain, ≥ 0.2)",
+                      "PS3-4K 63.9 vs SigLIP-378 49.9 (7-benchmark average)", "paper (README)",
+                      0.6, 0.4),
+            ClaimSpec("more_patches_more_accuracy", f"selecting more patches raises accuracy: K = "
+                      f"{ks[-1]} minus K = {ks[0]} at {n['k_canvas']} px (accepted: a gain of at "
+                      "least 0.05)", "selecting more patches trades compute for accuracy",
+                      "paper (VILA-HD c, d)", 0.5, 0.45),
+        )
 
-        out = ClaimList(self.preset, toy)
-        add = out.add
-
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        n, c = self.cfg["needle"], self.cfg["cost_model"]
         published = cube["published_tokens"]
         has = np.isfinite(published)
-        add("token_counts", "global token counts (R/14)² at 378/756/1512/3780 px: largest "
-            "difference from the published table", "729 / 2,916 / 11,664 / 72,900 tokens",
-            "paper", 0.0, 0.0,
-            float(np.abs(cube["global_tokens"] - published).where(has).max()) if has.any() else np.nan,
-            deviations="")
         scales = [r for r in cost.PUBLISHED_TOKENS if r in cube["resolution"].values]
-        add("all_scales_tokens", "tokens of all four scales together", "88,209", "paper",
-            cost.PUBLISHED_ALL_SCALES, 0,
-            sum(cost.tokens(r, c["patch"]) for r in scales) if len(scales) == 4 else np.nan,
-            deviations="")
         top = int(cube["resolution"].values.max())
         ratio = float(cube["global_flops"].sel(resolution=top) / cube["selective_flops"].sel(resolution=top))
-        add("compute_ratio_4k", f"global / selective encoding compute at {top} px (log10 of the "
-            "ratio; accepted: the same order of magnitude as the paper's 79×)",
-            "79× less pre-training compute than SigLIP at 4K", "paper (teaser)",
-            math.log10(79), 0.5, math.log10(ratio),
-            f"= {ratio:.0f}× (forward FLOPs of one image, SigLIP-so400m shape)",
-            deviations="analytic forward cost of one image (2NT + 4LdT²) with one look of "
-                      f"{c['patches_per_look']} patches; the paper's figure counts its own "
-                      "pre-training recipe")
         acc = fits["accuracy_mean"]
-        largest = max(n["canvases"])
-        chance = cube.attrs["chance"]
+        largest, smallest = max(n["canvases"]), min(n["canvases"])
         down = acc.sel(model="downsample", k=0)
-        add("downsample_falls_to_chance", f"downsample-then-encode at the largest canvas "
-            f"({largest} px): accuracy − chance", "low resolution loses small details "
-            "(the motivation of high-resolution encoding)", "derived", 0.0, 0.05,
-            float(down.sel(canvas=largest)) - chance,
-            f"(accuracy {float(down.sel(canvas=largest)):.3f} vs {float(down.sel(canvas=min(n['canvases']))):.3f} "
-            f"at {min(n['canvases'])} px)")
         sel = acc.sel(model="select", k=n["k_fixed"])
-        gap = float((sel - down).sel(canvas=largest))
-        add("selection_beats_downsampling", f"top-{n['k_fixed']} selection minus downsampling, "
-            f"accuracy at the largest canvas (accepted: a clear gain, ≥ 0.2)",
-            "PS3-4K 63.9 vs SigLIP-378 49.9 (7-benchmark average)", "paper (README)",
-            0.6, 0.4, gap, f"(selection {float(sel.sel(canvas=largest)):.3f})")
-        ks = sorted(n["ks"])
-        along_k = acc.sel(model="select", canvas=n["k_canvas"], k=ks)
-        gain = float(along_k[-1] - along_k[0])
-        add("more_patches_more_accuracy", f"selecting more patches raises accuracy: K = {ks[-1]} "
-            f"minus K = {ks[0]} at {n['k_canvas']} px (accepted: a gain of at least 0.05)",
-            "selecting more patches trades compute for accuracy", "paper (VILA-HD c, d)",
-            0.5, 0.45, gain,
-            f"(accuracy {float(along_k[0]):.3f} → {float(along_k[-1]):.3f}; error ∝ FLOPs^−β with "
-            f"β = {float(fits['error_cost_exponent']):.2f})")
-        return out
+        along_k = acc.sel(model="select", canvas=n["k_canvas"], k=sorted(n["ks"]))
+        return {
+            "token_counts": Measured(
+                float(np.abs(cube["global_tokens"] - published).where(has).max()) if has.any() else np.nan),
+            "all_scales_tokens": Measured(
+                sum(cost.tokens(r, c["patch"]) for r in scales) if len(scales) == 4 else np.nan),
+            "compute_ratio_4k": Measured(
+                math.log10(ratio), f"= {ratio:.0f}× (forward FLOPs of one image, SigLIP-so400m shape)"),
+            "downsample_falls_to_chance": Measured(
+                float(down.sel(canvas=largest)) - cube.attrs["chance"],
+                f"(accuracy {float(down.sel(canvas=largest)):.3f} vs "
+                f"{float(down.sel(canvas=smallest)):.3f} at {smallest} px)"),
+            "selection_beats_downsampling": Measured(
+                float((sel - down).sel(canvas=largest)),
+                f"(selection {float(sel.sel(canvas=largest)):.3f})"),
+            "more_patches_more_accuracy": Measured(
+                float(along_k[-1] - along_k[0]),
+                f"(accuracy {float(along_k[0]):.3f} → {float(along_k[-1]):.3f}; error ∝ FLOPs^−β with "
+                f"β = {float(fits['error_cost_exponent']):.2f})"),
+        }
+
+    FIGURES = {
+        "cost_model": ("Analytic cost of a ViT encoder (SigLIP-so400m/14 shape) per image: global "
+                       "encoding grows with the pixel count (tokens) and its square (attention); "
+                       "PS3's glimpse plus a fixed budget of high-resolution patches stays flat. "
+                       "Dots: the published token counts.", _figure_cost_model),
+        "accuracy_vs_resolution": ("Needle task: accuracy against canvas side at a fixed number K "
+                                   "of selected patches. Downsampling merges the glyph's pixels "
+                                   "and falls to chance (dotted); selection keeps finding and "
+                                   "reading the glyph. Bars: 95 % binomial intervals over the "
+                                   "held-out canvases (mean over seeds).",
+                                   _figure_accuracy_vs_resolution),
+        "accuracy_vs_cost": ("Needle task: accuracy against forward FLOPs per image. Selection "
+                             "(growing K at one canvas) trades compute for accuracy; the line is "
+                             "the fitted power law of the error rate against cost.",
+                             _figure_accuracy_vs_cost),
+    }
