@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from scaling_atlas.corpus.grammar import GrammarSpec, build_grammar, sample_documents
+from scaling_atlas.models.shape import family_shape, parameter_counts
 from scaling_atlas.models.transformer import (CausalSelfAttention, Transformer, TransformerConfig,
-                                              apply_rotary, family_shape, parameter_counts)
+                                              apply_rotary)
 from scaling_atlas.train.lm import (LMTrainSpec, WindowSampler, autocast_for, loss_function,
                                     make_optimizer, train_lm, training_step)
 

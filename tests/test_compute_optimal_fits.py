@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from scaling_atlas.studies import validate_config
-from scaling_atlas.models.transformer import parameter_counts
+from scaling_atlas.models.shape import parameter_counts
 from scaling_atlas.studies import get_study
 
 from conftest import load_config

@@ -306,7 +306,7 @@ def test_regime_checks_refuse_a_grid_that_cannot_measure_the_law(change, expecte
 
 
 def test_superposition_lm_trains_each_width_to_a_fixed_tokens_per_parameter():
-    from scaling_atlas.models.transformer import parameter_counts
+    from scaling_atlas.models.shape import parameter_counts
     from scaling_atlas.studies import get_study
 
     config = validate_config(with_section(load_config(), "superposition_lm", tokens_per_parameter=100))

@@ -14,7 +14,8 @@ from scaling_atlas.emergence import evaluate as ev
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.tasks import (END, TOKEN, VOCAB, InstanceSet, TaskError, TaskSuite,
                                            check_unique_answers, decode)
-from scaling_atlas.models.transformer import Transformer, TransformerConfig, parameter_counts
+from scaling_atlas.models.shape import parameter_counts
+from scaling_atlas.models.transformer import Transformer, TransformerConfig
 
 from conftest import load_config, merged
 

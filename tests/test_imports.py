@@ -83,7 +83,8 @@ def test_the_package_has_no_import_cycle():
 
 #: study kinds whose analysis (assemble, fits, figures, claims) needs no PyTorch: their trainers
 #: live in ``scaling_atlas.train`` and are imported by ``train_shard`` only (issue #22)
-TORCH_FREE_TRAINING_KINDS = ("superposition", "matrix_sensing", "resolution", "data_selection")
+TORCH_FREE_TRAINING_KINDS = ("superposition", "matrix_sensing", "compute_optimal", "superposition_lm",
+                             "emergence", "resolution", "data_selection")
 TORCH_FREE_KINDS = ("published", "runs", "backtest", *TORCH_FREE_TRAINING_KINDS)
 
 

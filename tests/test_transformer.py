@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from scaling_atlas.corpus.grammar import GrammarSpec, build_grammar, sample_documents
-from scaling_atlas.models.transformer import (Transformer, TransformerConfig, family_shape,
-                                              flops_per_token, parameter_counts)
+from scaling_atlas.models.shape import family_shape, flops_per_token, parameter_counts
+from scaling_atlas.models.transformer import Transformer, TransformerConfig
 from scaling_atlas.train.lm import (CorpusTooSmall, LMTrainSpec, WindowSampler, eval_steps, lr_at,
                                     train_lm)
 

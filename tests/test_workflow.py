@@ -348,17 +348,21 @@ def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message)
     assert (cube.stat().st_mtime_ns, cube.read_bytes()) == before
 
 
-def test_the_analysis_of_torch_free_studies_runs_without_torch(ci_run):
-    """Refitting, drawing and scoring a ci-run study whose trainer lives in ``train/``: the
-    process never imports PyTorch (what a fit, figure or claims job does)."""
+def test_the_analysis_of_torch_free_studies_runs_without_torch(ci_run, ci_config, tmp_path):
+    """Refitting, drawing and scoring every training study of the ci run: the process never
+    imports PyTorch (what a fit, figure or claims job does; their trainers live in ``train/``
+    and friends and are imported by ``train_shard`` only). The config is validated here, as the
+    Snakefile does before any job, and handed over filled in."""
+    from scaling_atlas.studies import validate_config
     from test_imports import TORCH_FREE_TRAINING_KINDS
 
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(validate_config(ci_config)))
     code = (
-        "import sys\n"
-        "from scaling_atlas.config import load_config\n"
+        "import json, sys\n"
         "from scaling_atlas.cubes import open_cube\n"
         "from scaling_atlas.studies import get_study\n"
-        "config = load_config('ci')\n"
+        f"config = json.loads(open({str(config_path)!r}).read())\n"
         f"for kind in {TORCH_FREE_TRAINING_KINDS!r}:\n"
         f"    results = {str(ci_run / 'results')!r} + '/' + kind\n"
         "    study = get_study(kind, config)\n"

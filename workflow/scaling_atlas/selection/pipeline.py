@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.models.transformer import TransformerConfig, parameter_counts
+from scaling_atlas.models.shape import TransformerConfig, parameter_counts
 from scaling_atlas.runs import Run
 from scaling_atlas.selection import heads as ai
 from scaling_atlas.selection import scores

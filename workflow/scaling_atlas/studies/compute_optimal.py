@@ -30,7 +30,7 @@ from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit
                                 isoflop_optima, lr_areas)
 from scaling_atlas.laws.compute_optimal import optimal_allocation, weighted_power_law
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
-from scaling_atlas.train.lm import LMTrainSpec, lr_sequence, warmup_steps
+from scaling_atlas.train.spec import LMTrainSpec, lr_sequence, warmup_steps
 
 BOOKKEEPING = {"N": "all parameters, embeddings included (Hoffmann)", "C": "6·N·D",
                "D": "training tokens seen", "loss": "validation loss at the end of training",

@@ -27,7 +27,6 @@ from scaling_atlas.claims import Claim, ClaimList, Premise
 from scaling_atlas.cubes import describe_variables, without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
-from scaling_atlas.emergence.evaluate import answer_logprobs, evaluate_suite
 from scaling_atlas.emergence.tasks import KEY_DIGITS, VOCAB, TaskError, TaskSuite, decode
 from scaling_atlas.figures import new_figure, size_colours
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
@@ -216,6 +215,8 @@ class EmergenceStudy(TransformerFamilyStudy):
     def training_curves(self, run, device):
         """The mean teacher-forced loss of each task's answer positions at every validation
         point (the first 64 test instances): how each skill leaves its plateau in training."""
+        from scaling_atlas.emergence.evaluate import answer_logprobs
+
         sets = self.suite.test_sets
         length = max(s.answer_len for s in sets.values())
 
@@ -231,6 +232,8 @@ class EmergenceStudy(TransformerFamilyStudy):
         return measure
 
     def run_extras(self, run, model, corpus_meta) -> dict:
+        from scaling_atlas.emergence.evaluate import evaluate_suite
+
         sampling = self.cfg["passuntil"]
         rng = np.random.default_rng([sampling["seed"], run["width"], run["seed"]])
         device = next(model.parameters()).device

@@ -25,7 +25,6 @@ from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
-from scaling_atlas.models.lm_heads import load_hf_unembedding, unembedding_statistics
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
 OVERLAP_VARS = ("mean_sq_overlap", "mean_abs_overlap", "represented_fraction", "norm_median",
@@ -102,6 +101,8 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return problems + self.sweep_rule_problems("width")
 
     def run_extras(self, run, model, corpus_meta) -> dict:
+        from scaling_atlas.models.lm_heads import unembedding_statistics
+
         stats = unembedding_statistics(model.unembedding().detach().cpu())
         vocab = np.arange(stats["n_tokens"])
         extras = {"row_norm": (("token",), stats["row_norms"], {"token": vocab})}
@@ -135,6 +136,9 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
 
     @staticmethod
     def _external(items) -> xr.Dataset:
+        """The unembeddings of released checkpoints (reading their tensors needs PyTorch)."""
+        from scaling_atlas.models.lm_heads import load_hf_unembedding, unembedding_statistics
+
         rows = []
         for item in items:
             head = load_hf_unembedding(item["path"])

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Hashable
+from typing import TYPE_CHECKING, Hashable
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from scaling_atlas.claims import Premise
 from scaling_atlas.corpus import grammar_spec, load_corpus
 from scaling_atlas.corpus.text import CorpusError, corpus_files
-from scaling_atlas.models.transformer import (TransformerConfig, family_shape, flops_per_token,
-                                              parameter_counts)
+from scaling_atlas.models.shape import (TransformerConfig, family_shape, flops_per_token,
+                                        parameter_counts)
 from scaling_atlas.hashing import stable_hash
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
-from scaling_atlas.train.lm import LMTrainSpec, train_lm
+from scaling_atlas.train.spec import LMTrainSpec
+
+if TYPE_CHECKING:  # annotations only: planning and analysis need no PyTorch
+    import torch
 
 #: training hyperparameters copied from the study config into every run (and so its id)
 TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
@@ -345,6 +347,8 @@ class TransformerFamilyStudy(Study):
         return {}
 
     def train_shard(self, runs, device, ckpt_dir: Path, batching: str, log) -> xr.Dataset:
+        from scaling_atlas.train.lm import train_lm
+
         train, val, meta = load_corpus(self.corpus_dir)
         chosen = self.chosen_lrs() if any(run["lr"] is None for run in runs) else {}
         results = []
