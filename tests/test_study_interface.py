@@ -25,7 +25,7 @@ class Toy(NoTrainingStudy):
     def fit_laws(self, cube, n_jobs=None):
         return xr.Dataset()
 
-    def claim_deviations(self):
+    def claim_deviations(self, cube):
         return "shared deviation"
 
     def measure(self, cube, fits):
@@ -103,3 +103,22 @@ def test_a_declared_study_leaves_no_variable_undescribed():
             continue  # not yet migrated to the declared form
         for name, (long_name, units) in table.items():
             assert long_name.strip() and isinstance(units, str) and units.strip(), (kind, name)
+
+
+def test_a_group_may_describe_a_name_its_own_way_and_cite_its_attributes():
+    class Grouped(Toy):
+        VARIABLES = {**Toy.VARIABLES, "n_opt": ("loss-minimising N", "parameters"),
+                     "a1/n_opt": ("N of the run with the lowest loss", "parameters"),
+                     "residual": ("residual in {objective_space} space", "1")}
+
+    tree = xr.DataTree.from_dict({
+        "/a1": xr.Dataset({"n_opt": ((), 1.0)}),
+        "/a2": xr.Dataset({"n_opt": ((), 2.0), "residual": ("point", [0.1])},
+                          attrs={"objective_space": "log", "tail_from": 0.9})})
+    Grouped("toy", {"tail_from": 0.5}, {}).describe(tree)
+    assert tree["a1/n_opt"].attrs["long_name"] == "N of the run with the lowest loss"
+    assert tree["a2/n_opt"].attrs["long_name"] == "loss-minimising N"
+    assert tree["a2/residual"].attrs["long_name"] == "residual in log space"
+    with pytest.raises(ValueError, match="a3/rmse"):
+        Grouped("toy", {"tail_from": 0.5}, {}).describe(
+            xr.DataTree.from_dict({"/a3": xr.Dataset({"rmse": ((), 1.0)})}))

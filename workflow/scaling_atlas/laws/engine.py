@@ -122,6 +122,31 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+
+#: every variable and coordinate of ``LawFit.to_dataset()``: name → (long_name, units); a long
+#: name may cite the fit's attributes (``{objective_space}``). Studies that store a fit describe
+#: it with this table.
+LAWFIT_VARIABLES = {
+    "estimate": ("best-fit value", "1"),
+    "theta": ("fitted vector in the optimiser's parametrisation", "1"),
+    "ci_low": ("lower CI bound", "1"),
+    "ci_high": ("upper CI bound", "1"),
+    "draws": ("bootstrap refit", "1"),
+    "draws_theta": ("bootstrap refit in the optimiser's parametrisation", "1"),
+    "derived": ("derived quantity at the best fit", "1"),
+    "derived_ci_low": ("lower CI bound of the derived quantity", "1"),
+    "derived_ci_high": ("upper CI bound of the derived quantity", "1"),
+    "derived_draws": ("derived quantity of each bootstrap refit", "1"),
+    "refined_theta": ("refined start's optimum, optimiser's parametrisation", "1"),
+    "refined_objective": ("objective at each refined optimum", "1"),
+    "residual": ("residual in {objective_space} space", "1"),
+    "parameter": ("natural parameter of the law", "1"),
+    "fit_parameter": ("parameter in the optimiser's parametrisation", "1"),
+    "quantity": ("quantity derived from the parameters", "1"),
+    "draw": ("bootstrap resample", "1"),
+    "refined_start": ("grid start refined by L-BFGS-B", "1"),
+}
+
 @dataclass
 class LawFit:
     """Fit one law form to data. Parameters are set at construction, results after ``fit``.
@@ -893,7 +918,6 @@ class LawFit:
         ds = xr.Dataset(coords={"parameter": names, "fit_parameter": self.form.param_names})
         ds["estimate"] = ("parameter", [self.natural_[k] for k in names])
         ds["theta"] = ("fit_parameter", self.theta_)
-        ds["theta"].attrs["long_name"] = "fitted vector in the optimiser's parametrisation"
         derived = self.derived_estimates()
         if derived:
             ds = ds.assign_coords(quantity=list(derived))
@@ -904,8 +928,6 @@ class LawFit:
             ds["ci_high"] = ("parameter", [ci[k][1] for k in names])
             ds["draws"] = (("draw", "parameter"), np.column_stack([self.draws_[k] for k in names]))
             ds["draws_theta"] = (("draw", "fit_parameter"), self.draws_theta_)
-            ds["draws_theta"].attrs.update(long_name="bootstrap refit in the optimiser's "
-                                           "parametrisation", units="1")
             if derived:
                 values = self.derived_fn_(self.draws_)
                 ds["derived_ci_low"] = ("quantity", [ci[k][0] for k in derived])
@@ -913,29 +935,12 @@ class LawFit:
                 ds["derived_draws"] = (("draw", "quantity"),
                                        np.column_stack([np.asarray(values[k]) for k in derived]))
         ds["refined_theta"] = (("refined_start", "fit_parameter"), self.refined_thetas_)
-        ds["refined_theta"].attrs.update(long_name="refined start's optimum, optimiser's "
-                                         "parametrisation", units="1")
         ds["refined_objective"] = ("refined_start", self.refined_objectives_)
-        ds["refined_objective"].attrs.update(long_name="objective at each refined optimum",
-                                             units="1")
         ds["residual"] = ("point", self.residuals_)
-        ds["residual"].attrs["long_name"] = f"residual in {self.objective.space} space"
-        for var, long_name in (("estimate", "best-fit value"), ("ci_low", "lower CI bound"),
-                               ("ci_high", "upper CI bound"), ("draws", "bootstrap refit"),
-                               ("derived", "derived quantity at the best fit"),
-                               ("derived_ci_low", "lower CI bound of the derived quantity"),
-                               ("derived_ci_high", "upper CI bound of the derived quantity"),
-                               ("derived_draws", "derived quantity of each bootstrap refit"),
-                               ("parameter", "natural parameter of the law"),
-                               ("fit_parameter", "parameter in the optimiser's parametrisation"),
-                               ("quantity", "quantity derived from the parameters"),
-                               ("draw", "bootstrap resample"),
-                               ("refined_start", "grid start refined by L-BFGS-B")):
-            if var in ds.variables:
-                ds[var].attrs.update(long_name=long_name, units="1")
-        ds["theta"].attrs["units"] = "1"
-        ds["residual"].attrs["units"] = "1"
         ds.attrs.update(self.attributes())
+        for name in ds.variables:
+            long_name, units = LAWFIT_VARIABLES[name]
+            ds[name].attrs.update(long_name=long_name.format(**ds.attrs), units=units)
         return ds
 
     @classmethod

@@ -153,21 +153,35 @@ class Study(ABC):
 
     def describe(self, ds: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
         """Set ``long_name`` and ``units`` of every variable and coordinate from ``VARIABLES``
-        (in place, and returned). A name the table lacks is an error: nothing is defaulted."""
+        (in place, and returned). A name the table lacks is an error: nothing is defaulted.
+
+        In a tree, ``"group/name"`` describes a name of one group (where groups use a name
+        differently) and wins over a plain ``"name"``. Long names are formatted with the study's
+        settings and the group's own attributes (``{tail_from}``, ``{objective_space}``), so a
+        literal brace is written twice.
+        """
         tree = isinstance(ds, xr.DataTree)
-        nodes = [node.to_dataset(inherit=False) for node in ds.subtree] if tree else [ds]
+        nodes = ([(node.path.strip("/"), node.to_dataset(inherit=False)) for node in ds.subtree]
+                 if tree else [("", ds)])
         table = self.VARIABLES or {}
-        missing = sorted({name for node in nodes for name in node.variables if name not in table})
+
+        def entry(group: str, name) -> tuple[str, str] | None:
+            return table.get(f"{group}/{name}") or table.get(name)
+
+        missing = sorted({f"{group}/{name}" if group else str(name)
+                          for group, node in nodes for name in node.variables
+                          if entry(group, name) is None})
         if missing:
             raise ValueError(f"study kind {self.kind!r}: {', '.join(missing)} not described in "
                              "its VARIABLES table (long_name, units)")
         settings = {**self.cfg, "preset": self.preset}
-        for node in nodes:
+        for group, node in nodes:
             for name in node.variables:
-                long_name, units = table[name]
-                node[name].attrs.update(long_name=long_name.format(**settings), units=units)
+                long_name, units = entry(group, name)
+                fields = {**settings, **node.attrs}
+                node[name].attrs.update(long_name=long_name.format_map(fields), units=units)
         if tree:
-            for node, described in zip(ds.subtree, nodes):
+            for node, (_, described) in zip(ds.subtree, nodes):
                 node.dataset = described
         return ds
 
@@ -178,12 +192,13 @@ class Study(ABC):
             return self.FIGURES[name][1](self, cube, fits)
         return getattr(self, f"figure_{name}")(cube, fits)
 
-    def claim_specs(self) -> tuple[ClaimSpec, ...]:
+    def claim_specs(self, cube: xr.Dataset) -> tuple[ClaimSpec, ...]:
         """The claims this study instance tests: ``CLAIMS``, or rows generated from the
-        settings by a study whose claims follow its grid (one per data exponent, say)."""
+        settings by a study whose claims follow its grid (one per data exponent, say) or whose
+        target is a known property of its data (a corpus's exact entropy rate)."""
         return self.CLAIMS
 
-    def claim_deviations(self) -> str:
+    def claim_deviations(self, cube: xr.Dataset) -> str:
         """Where our protocol departs from the paper's, shared by every claim of the study."""
         return ""
 
@@ -194,8 +209,8 @@ class Study(ABC):
     def claims(self, cube: xr.Dataset, fits: xr.Dataset) -> list[Claim]:
         """The paper's claims with our values, tolerances and verdicts: ``CLAIMS`` scored on
         :meth:`measure`'s values."""
-        return score(self.claim_specs(), self.measure(cube, fits), self.preset,
-                     self.claim_deviations())
+        return score(self.claim_specs(cube), self.measure(cube, fits), self.preset,
+                     self.claim_deviations(cube))
 
     #: per-run results that must be finite in a shard unless the run is marked diverged
     #: (assembly refuses a shard that breaks this; see ``cubes.shard_problems``)

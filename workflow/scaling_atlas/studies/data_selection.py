@@ -359,7 +359,7 @@ class DataSelectionStudy(Study):
                   "(MMLU +1.4 pp)", "paper (Table 2)", 0.0, 0.05),
     )
 
-    def claim_deviations(self) -> str:
+    def claim_deviations(self, cube) -> str:
         c = self.cfg
         s = c["scorer"]
         return (f"toy: synthetic documents of {c['corpus']['seq_len']} tokens; scorer d = {s['width']}, "

@@ -278,7 +278,7 @@ class MatrixSensingStudy(Study):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
-    def claim_deviations(self) -> str:
+    def claim_deviations(self, cube) -> str:
         cfg = self.cfg
         return (f"n = {cfg['n']}, r = {cfg['r']}, {cfg['operator']} operator, T = {cfg['steps']}"
                 + (" (population limit: A = identity)" if cfg["operator"] == "population" else ""))

@@ -278,14 +278,14 @@ class ResolutionStudy(Study):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
-    def claim_deviations(self) -> str:
+    def claim_deviations(self, cube) -> str:
         n = self.cfg["needle"]
         return (f"toy: a {n['glyph']} px glyph among {n['classes']} in canvases of "
                 f"{min(n['canvases'])}–{max(n['canvases'])} px, glimpse {n['glimpse']} px, patch "
                 f"{n['patch']} px, {n['steps']} steps, {len(n['seeds'])} seed(s); PS3 is CLIP-scale "
                 "pre-training on natural images")
 
-    def claim_specs(self) -> tuple[ClaimSpec, ...]:
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
         n, c = self.cfg["needle"], self.cfg["cost_model"]
         top, largest, ks = max(c["resolutions"]), max(n["canvases"]), sorted(n["ks"])
         return (

@@ -247,7 +247,7 @@ class SuperpositionStudy(Study):
         weak = float(gammas.max()) if gammas.max() > 0 else None
         return strong, weak
 
-    def claim_deviations(self) -> str:
+    def claim_deviations(self, cube) -> str:
         cfg, notes = self.cfg, []
         if cfg["n"] != cfg["paper_n"]:
             notes.append(f"n = {cfg['n']} (paper {cfg['paper_n']})")
@@ -266,7 +266,7 @@ class SuperpositionStudy(Study):
         cfg = self.cfg
         return sorted({float(a) for a in cfg["alphas"]}) if "power" in cfg["distributions"] else []
 
-    def claim_specs(self) -> tuple[ClaimSpec, ...]:
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
         """Per data exponent α: α_m ≈ 1 (strong, α ≤ 1), α − 1 (weak, α > 1), between 1 and
         2(α − 1) (strong, α > 1); then the overlap and represented-fraction claims."""
         strong, weak = (math.nan if g is None else g for g in self.regime_gammas())
