@@ -151,18 +151,20 @@ class Study(ABC):
         ``n_jobs``: worker processes for resampling and per-family fits (the fit job's threads);
         a study's own ``n_jobs`` key wins; None lets each fit use every available core."""
 
-    def describe(self, ds: xr.Dataset | xr.DataTree) -> xr.Dataset | xr.DataTree:
+    def describe(self, ds: xr.Dataset | xr.DataTree, group: str = "") -> xr.Dataset | xr.DataTree:
         """Set ``long_name`` and ``units`` of every variable and coordinate from ``VARIABLES``
         (in place, and returned). A name the table lacks is an error: nothing is defaulted.
 
-        In a tree, ``"group/name"`` describes a name of one group (where groups use a name
-        differently) and wins over a plain ``"name"``. Long names are formatted with the study's
-        settings and the group's own attributes (``{tail_from}``, ``{objective_space}``), so a
-        literal brace is written twice.
+        ``"group/name"`` describes a name of one group of a tree (where groups use a name
+        differently), or of a Dataset described as ``group`` (the fits, say, where they use a
+        cube's name for another quantity); it wins over a plain ``"name"``. Long names are
+        formatted with the study's settings and the group's own attributes (``{tail_from}``,
+        ``{objective_space}``), so a literal brace is written twice.
         """
         tree = isinstance(ds, xr.DataTree)
-        nodes = ([(node.path.strip("/"), node.to_dataset(inherit=False)) for node in ds.subtree]
-                 if tree else [("", ds)])
+        nodes = ([("/".join(filter(None, (group, node.path.strip("/")))),
+                   node.to_dataset(inherit=False)) for node in ds.subtree]
+                 if tree else [(group, ds)])
         table = self.VARIABLES or {}
 
         def entry(group: str, name) -> tuple[str, str] | None:

@@ -19,12 +19,13 @@ import numpy as np
 import xarray as xr
 from scipy import stats as scipy_stats
 
-from scaling_atlas.claims import Claim, ClaimList, Premise
+from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
+from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
 OVERLAP_VARS = ("mean_sq_overlap", "mean_abs_overlap", "represented_fraction", "norm_median",
@@ -32,22 +33,49 @@ OVERLAP_VARS = ("mean_sq_overlap", "mean_abs_overlap", "represented_fraction", "
                 "mean_sq_overlap_centred")
 
 
+VARIABLES = {
+    **TransformerFamilyStudy.SCALAR_META,
+    "width": ("model width m (d_model)", "1"), "seed": ("training seed", "1"),
+    "token": ("token id", "1"),
+    "row_norm": ("L2 norm of the token's unembedding row", "1"),
+    "mean_sq_overlap": ("mean of (Ŵ_i·Ŵ_j)² over pairs i < j of normalised rows", "1"),
+    "mean_abs_overlap": ("mean of |Ŵ_i·Ŵ_j| over pairs i < j", "1"),
+    "represented_fraction": ("fraction of rows with norm ≥ ½ median row norm", "1"),
+    "norm_median": ("median row norm", "1"), "norm_min": ("smallest row norm", "1"),
+    "represented_fraction_paper": ("fraction of rows that are not near zero (norm ≥ 0.1 "
+                                   "median row norm; the paper's test)", "1"),
+    "mean_direction_energy": ("share of the rows' squared norm along their mean direction", "1"),
+    "mean_sq_overlap_centred": ("mean of (Ŵ_i·Ŵ_j)² with the rows' mean direction projected "
+                                "out", "1"),
+    "token_count": ("occurrences of the token in the training split", "1"),
+    # released checkpoints (hf_checkpoints)
+    "checkpoint": ("Hugging Face checkpoint", "1"),
+    "hf_width": ("Hugging Face checkpoint: width", "1"),
+    "hf_vocab": ("Hugging Face checkpoint: vocab", "1"),
+    "hf_loss": ("Hugging Face checkpoint: loss", "nat/token"),
+    **{f"hf_{name}": (f"Hugging Face checkpoint: {name}", "1") for name in OVERLAP_VARS},
+    # fits: the width law (the law engine's dataset) and the per-width summaries
+    **LAWFIT_VARIABLES,
+    "width_law": ("A, α, B of L = A/m^α + B", "1"),
+    "width_law_se": ("Gauss-Newton standard error", "1"),
+    "overlap_times_m": ("seed-mean mean squared overlap × m (1: random/ETF-like)", "1"),
+    "represented_fraction_min": ("smallest fraction over seeds of the tokens seen in "
+                                 "training whose row norm is ≥ ½ their median", "1"),
+    "represented_fraction_paper_min": ("smallest fraction over seeds of rows that are "
+                                       "not near zero (norm ≥ 0.1 median; the paper's "
+                                       "test)", "1"),
+    "overlap_times_m_centred": ("seed-mean squared overlap with the mean direction "
+                                "projected out, × m", "1"),
+    "fits/mean_direction_energy": ("seed-mean share of the rows' squared norm along "
+                                   "their mean direction", "1"),
+    "fits/width": ("model width m", "1"),
+}
+
+
 class SuperpositionLMStudy(TransformerFamilyStudy):
     kind = "superposition_lm"
     title = "Superposition in language-model heads: our transformer family (Liu, Liu & Gore 2025)"
-    figures = {
-        "overlap_vs_width": "Mean squared overlap of the normalised unembedding rows against 1/m "
-                            "(our family, raw rows as the paper and with the rows' shared mean "
-                            "direction projected out, plus any local Hugging Face checkpoints); "
-                            "the line is overlap = 1/m (slope 1), the strong-superposition "
-                            "prediction.",
-        "row_norms": "Row norms of the unembedding against the token's frequency rank in the "
-                     "training data, per width (strong regime: every token has a clearly non-zero "
-                     "norm).",
-        "loss_vs_width": "Final validation loss against width m with the fit L = A/m^α + B "
-                         "(paper on real LLMs: α = 0.91 ± 0.04).",
-        "token_frequency": "Rank-frequency of the training tokens, with the fitted Zipf exponent.",
-    }
+    VARIABLES = VARIABLES
 
     def tokens_of(self, width: int) -> int:
         """Training tokens of a width: ``tokens_per_parameter`` × N when set (each width in the
@@ -111,28 +139,14 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
 
     # ---- cube ----------------------------------------------------------------------------------
     def assemble(self, shard_results, datasets=None) -> xr.Dataset:
-        cube = self.cube_from_shards(shard_results, {
-            "width": ("model width m (d_model)", "1"), "seed": ("training seed", "1"),
-            "token": ("token id", "1"),
-            "row_norm": ("L2 norm of the token's unembedding row", "1"),
-            "mean_sq_overlap": ("mean of (Ŵ_i·Ŵ_j)² over pairs i < j of normalised rows", "1"),
-            "mean_abs_overlap": ("mean of |Ŵ_i·Ŵ_j| over pairs i < j", "1"),
-            "represented_fraction": ("fraction of rows with norm ≥ ½ median row norm", "1"),
-            "norm_median": ("median row norm", "1"), "norm_min": ("smallest row norm", "1"),
-            "represented_fraction_paper": ("fraction of rows that are not near zero (norm ≥ 0.1 "
-                                           "median row norm; the paper's test)", "1"),
-            "mean_direction_energy": ("share of the rows' squared norm along their mean direction", "1"),
-            "mean_sq_overlap_centred": ("mean of (Ŵ_i·Ŵ_j)² with the rows' mean direction projected "
-                                        "out", "1")})
+        cube = self.cube_from_shards(shard_results, {})
         train, _, meta = load_corpus(self.corpus_dir)
         counts = np.bincount(np.asarray(train), minlength=cube.sizes["token"])[: cube.sizes["token"]]
         cube["token_count"] = ("token", counts.astype(float))
-        cube["token_count"].attrs.update(long_name="occurrences of the token in the training split",
-                                         units="1")
         cube.attrs["token_zipf_exponent"] = rank_frequency_exponent(counts)
         if self.cfg["hf_checkpoints"]:
             cube = cube.merge(self._external(self.cfg["hf_checkpoints"]))
-        return cube
+        return self.describe(cube)
 
     @staticmethod
     def _external(items) -> xr.Dataset:
@@ -150,9 +164,6 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         ds = xr.Dataset({f"hf_{k}": ("checkpoint", [r[k] for r in rows])
                          for k in ("width", "vocab", "loss", *OVERLAP_VARS)},
                         coords={"checkpoint": [r["label"] for r in rows]})
-        for name in ds.variables:
-            ds[name].attrs.update(long_name=f"Hugging Face checkpoint: {name.removeprefix('hf_')}",
-                                  units="nat/token" if name == "hf_loss" else "1")
         return ds
 
     # ---- fits ----------------------------------------------------------------------------------
@@ -214,28 +225,10 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
             represented_rule="row norm ≥ ½ median row norm",
             excluded_diverged_runs=diverged,
         )
-        for name, (long_name, units) in {
-                "width_law": ("A, α, B of L = A/m^α + B", "1"),
-                "width_law_se": ("Gauss-Newton standard error", "1"),
-                "overlap_times_m": ("seed-mean mean squared overlap × m (1: random/ETF-like)", "1"),
-                "represented_fraction_min": ("smallest fraction over seeds of the tokens seen in "
-                                             "training whose row norm is ≥ ½ their median", "1"),
-                "represented_fraction_paper_min": ("smallest fraction over seeds of rows that are "
-                                                   "not near zero (norm ≥ 0.1 median; the paper's "
-                                                   "test)", "1"),
-                "overlap_times_m_centred": ("seed-mean squared overlap with the mean direction "
-                                            "projected out, × m", "1"),
-                "mean_direction_energy": ("seed-mean share of the rows' squared norm along "
-                                          "their mean direction", "1"),
-                "width": ("model width m", "1")}.items():
-            fits[name].attrs.update(long_name=long_name, units=units)
-        for var in {**fits.data_vars, **fits.coords}.values():
-            var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
-            var.attrs.setdefault("units", "1")
-        return fits
+        return self.describe(fits, "fits")
 
     # ---- figures -------------------------------------------------------------------------------
-    def figure_overlap_vs_width(self, cube, fits):
+    def _figure_overlap_vs_width(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         inv = 1.0 / cube["width"].values
@@ -258,7 +251,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_row_norms(self, cube, fits):
+    def _figure_row_norms(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         order = np.argsort(-cube["token_count"].values)
@@ -271,7 +264,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         ax.legend(fontsize=7, markerscale=4)
         return fig
 
-    def figure_loss_vs_width(self, cube, fits):
+    def _figure_loss_vs_width(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         m = cube["width"].values
@@ -287,7 +280,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_token_frequency(self, cube, fits):
+    def _figure_token_frequency(self, cube, fits):
         fig, axes = new_figure(width=5.2, height=4.0)
         ax = axes[0, 0]
         counts = np.sort(cube["token_count"].values)[::-1]
@@ -301,62 +294,97 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
-    def claims(self, cube, fits) -> list[Claim]:
+    def claim_deviations(self, cube) -> str:
         m = cube["width"].values
         data = (f"D = {self.cfg['tokens_per_parameter']:g}·N training tokens per width"
                 if self.cfg["tokens_per_parameter"] else f"{self.cfg['tokens']:,} training tokens each")
-        deviation = (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
-                     f"{data}, {self.cfg['corpus']['source']} "
-                     "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
-        out = ClaimList(self.preset, deviation)
-        add = out.add
+        return (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
+                f"{data}, {self.cfg['corpus']['source']} "
+                "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
 
+    def shape_exponent(self, cube) -> float:
+        """k of N ∝ m^k over our widths: α_m = k·α_N. The paper's 0.91 comes from LLMs with
+        N ∝ m^2.5 (Chinchilla shapes); our family at fixed depth has its own k."""
+        m = cube["width"].values.astype(float)
+        n_params = cube["n_params"].isel(seed=0).values.astype(float)
+        return float(np.polyfit(np.log(m), np.log(n_params), 1)[0])
+
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
+        k = self.shape_exponent(cube)
+        s = self.rule_spectrum_exponent()
+        alpha_n = (s - 1.0) if s is not None else 0.91 / 2.5
+        basis = (f"quanta model of the grammar: α_N ≈ s − 1 = {alpha_n:.2f}" if s is not None
+                 else f"the paper's α_N = 0.91/2.5 = {alpha_n:.3f}")
+        return (
+            ClaimSpec("all_tokens_represented", "every token row has a non-zero norm (strong "
+                      "regime): smallest represented fraction over widths", "all rows non-zero in "
+                      "every LLM", "code", 1.0, 0.05),
+            ClaimSpec("all_tokens_represented_paper", "no token row is near zero (the paper's test: "
+                      "norm ≥ 0.1 median), smallest fraction over widths", "all rows non-zero in "
+                      "every LLM", "code", 1.0, 0.05),
+            ClaimSpec("overlap_slope", "mean squared overlap ∝ 1/m (slope against 1/m, raw rows as "
+                      "the paper)", "slope ≈ 1", "fig", 1.0, 0.3),
+            ClaimSpec("overlap_slope_centred", "the same slope with the rows' shared mean direction "
+                      "projected out (the mechanism: near-orthogonal packing of the remaining "
+                      "directions)", "slope ≈ 1 (the paper measures raw rows)", "derived", 1.0, 0.3),
+            ClaimSpec("width_exponent", "loss L = A/m^α + B with α ≈ 1 (paper's LLM joint fit, "
+                      "models with N ∝ m^2.5)", "α_m = 0.91 ± 0.04", "nb", 0.91, 0.25),
+            ClaimSpec("width_exponent_family", "the width exponent our family's shape implies: "
+                      f"α_m = k·α_N (N ∝ m^k, k = {k:.2f})", f"{basis} → α_m = {k * alpha_n:.2f}",
+                      "derived", k * alpha_n, 0.25 * k * alpha_n),
+            ClaimSpec("token_zipf", "token frequencies are Zipf-like with exponent ≈ 1", "α ≈ 1",
+                      "code", 1.0, 0.3),
+        )
+
+    def measure(self, cube, fits) -> dict[str, Measured]:
         fitted, _ = without_diverged(cube)
         plateau = self.plateau_premise(cube, fitted["final_val_loss"].values)
         alpha, se = fits.attrs["alpha_m"], fits.attrs["alpha_m_se"]
-        add("all_tokens_represented", "every token row has a non-zero norm (strong regime): "
-            "smallest represented fraction over widths", "all rows non-zero in every LLM", "code",
-            1.0, 0.05, float(fits["represented_fraction_min"].min()),
-            f"(norm ≥ ½ median, over the {cube.sizes['token'] - fits.attrs['unseen_tokens']} "
-            "tokens that occur in the training data)", premises=(plateau,))
-        add("all_tokens_represented_paper", "no token row is near zero (the paper's test: norm ≥ "
-            "0.1 median), smallest fraction over widths", "all rows non-zero in every LLM", "code",
-            1.0, 0.05, float(fits["represented_fraction_paper_min"].min()), "",
-            premises=(plateau,))
         energy = fits["mean_direction_energy"].values
-        add("overlap_slope", "mean squared overlap ∝ 1/m (slope against 1/m, raw rows as the "
-            "paper)", "slope ≈ 1", "fig", 1.0, 0.3, fits.attrs["overlap_slope"],
-            f"(R² {fits.attrs['overlap_slope_r2']:.2f}; the rows' mean direction carries "
-            f"{energy.min():.0%}–{energy.max():.0%} of their energy)",
-            ci=(fits.attrs["overlap_slope_ci_low"], fits.attrs["overlap_slope_ci_high"]),
-            premises=(plateau,))
-        add("overlap_slope_centred", "the same slope with the rows' shared mean direction projected "
-            "out (the mechanism: near-orthogonal packing of the remaining directions)",
-            "slope ≈ 1 (the paper measures raw rows)", "derived", 1.0, 0.3,
-            fits.attrs["overlap_slope_centred"],
-            ci=(fits.attrs["overlap_slope_centred_ci_low"], fits.attrs["overlap_slope_centred_ci_high"]),
-            premises=(plateau,))
-        # α_m = k·α_N when N ∝ m^k: the paper's 0.91 comes from LLMs with N ∝ m^2.5 (Chinchilla
-        # shapes); our family at fixed depth has its own k, measured here over the widths
-        n_params = cube["n_params"].isel(seed=0).values.astype(float)
-        k = float(np.polyfit(np.log(m.astype(float)), np.log(n_params), 1)[0])
+        k = self.shape_exponent(cube)
         width_premises = (plateau, self.lr_premise(cube),
                           self.bound_premise(fits.attrs, " (offset B above the entropy rate)"))
         t = fits.attrs["alpha_m_t95"]
         ci = (alpha - t * se, alpha + t * se)
         detail = f"± {se:.2f} (Gauss-Newton SE; CI ± {t:.2f} SE, Student t); our family N ∝ m^{k:.2f}"
-        add("width_exponent", "loss L = A/m^α + B with α ≈ 1 (paper's LLM joint fit, models with "
-            "N ∝ m^2.5)", "α_m = 0.91 ± 0.04", "nb", 0.91, 0.25, alpha, detail, ci=ci,
-            premises=(*width_premises, Premise("the paper's model shapes (N ∝ m^k, k = 2.5 ± 0.3)",
-                                               abs(k - 2.5) <= 0.3, f"k = {k:.2f}")))
-        s = self.rule_spectrum_exponent()
-        alpha_n = (s - 1.0) if s is not None else 0.91 / 2.5
-        basis = (f"quanta model of the grammar: α_N ≈ s − 1 = {alpha_n:.2f}" if s is not None
-                 else f"the paper's α_N = 0.91/2.5 = {alpha_n:.3f}")
-        add("width_exponent_family", "the width exponent our family's shape implies: α_m = k·α_N "
-            f"(N ∝ m^k, k = {k:.2f})", f"{basis} → α_m = {k * alpha_n:.2f}", "derived",
-            k * alpha_n, 0.25 * k * alpha_n, alpha, detail, ci=ci, premises=width_premises)
-        add("token_zipf", "token frequencies are Zipf-like with exponent ≈ 1", "α ≈ 1", "code",
-            1.0, 0.3, fits.attrs["token_zipf_exponent"], "",
-            premises=(self.set_by_construction_premise("token Zipf exponent (grammar.token_zipf)"),))
-        return out
+        return {
+            "all_tokens_represented": Measured(
+                float(fits["represented_fraction_min"].min()),
+                f"(norm ≥ ½ median, over the {cube.sizes['token'] - fits.attrs['unseen_tokens']} "
+                "tokens that occur in the training data)", premises=(plateau,)),
+            "all_tokens_represented_paper": Measured(
+                float(fits["represented_fraction_paper_min"].min()), premises=(plateau,)),
+            "overlap_slope": Measured(
+                fits.attrs["overlap_slope"],
+                f"(R² {fits.attrs['overlap_slope_r2']:.2f}; the rows' mean direction carries "
+                f"{energy.min():.0%}–{energy.max():.0%} of their energy)",
+                ci=(fits.attrs["overlap_slope_ci_low"], fits.attrs["overlap_slope_ci_high"]),
+                premises=(plateau,)),
+            "overlap_slope_centred": Measured(
+                fits.attrs["overlap_slope_centred"],
+                ci=(fits.attrs["overlap_slope_centred_ci_low"], fits.attrs["overlap_slope_centred_ci_high"]),
+                premises=(plateau,)),
+            "width_exponent": Measured(
+                alpha, detail, ci=ci,
+                premises=(*width_premises, Premise("the paper's model shapes (N ∝ m^k, k = 2.5 ± 0.3)",
+                                                   abs(k - 2.5) <= 0.3, f"k = {k:.2f}"))),
+            "width_exponent_family": Measured(alpha, detail, ci=ci, premises=width_premises),
+            "token_zipf": Measured(
+                fits.attrs["token_zipf_exponent"],
+                premises=(self.set_by_construction_premise("token Zipf exponent (grammar.token_zipf)"),)),
+        }
+
+    FIGURES = {
+        "overlap_vs_width": ("Mean squared overlap of the normalised unembedding rows against 1/m "
+                             "(our family, raw rows as the paper and with the rows' shared mean "
+                             "direction projected out, plus any local Hugging Face checkpoints); "
+                             "the line is overlap = 1/m (slope 1), the strong-superposition "
+                             "prediction.", _figure_overlap_vs_width),
+        "row_norms": ("Row norms of the unembedding against the token's frequency rank in the "
+                      "training data, per width (strong regime: every token has a clearly non-zero "
+                      "norm).", _figure_row_norms),
+        "loss_vs_width": ("Final validation loss against width m with the fit L = A/m^α + B "
+                          "(paper on real LLMs: α = 0.91 ± 0.04).", _figure_loss_vs_width),
+        "token_frequency": ("Rank-frequency of the training tokens, with the fitted Zipf exponent.",
+                            _figure_token_frequency),
+    }
