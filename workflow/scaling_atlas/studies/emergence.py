@@ -23,12 +23,13 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
-from scaling_atlas.claims import Claim, ClaimList, Premise
-from scaling_atlas.cubes import describe_variables, without_diverged
+from scaling_atlas.claims import ClaimSpec, Measured, Premise
+from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.tasks import KEY_DIGITS, VOCAB, TaskError, TaskSuite, decode
 from scaling_atlas.figures import new_figure, size_colours
+from scaling_atlas.laws.resampling import percentile_interval
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
 ESTIMATES = ("exact", "sampled")
@@ -67,12 +68,74 @@ CUBE_META = {
 }
 
 
-def _attrs(ds: xr.Dataset, meta: dict) -> xr.Dataset:
-    describe_variables(ds, meta)
-    for var in {**ds.data_vars, **ds.coords}.values():
-        var.attrs.setdefault("long_name", str(var.name).replace("_", " "))
-        var.attrs.setdefault("units", "1")
-    return ds
+#: the fit groups' variables (described as ``group/name``: the groups reuse the cube's names
+#: for dataset-level quantities)
+FIT_META = {
+    "curves": {
+        "pu_exact_ci_low": ("2.5th bootstrap percentile of the dataset-level exact pass "
+                            "probability (instances resampled)", "1"),
+        "pu_exact_ci_high": ("97.5th bootstrap percentile of the dataset-level exact pass "
+                             "probability", "1"),
+        "pu_sampled_ci_low": ("2.5th bootstrap percentile of the dataset-level PassUntil "
+                              "estimate (instances resampled)", "1"),
+        "pu_sampled_ci_high": ("97.5th bootstrap percentile of the dataset-level PassUntil "
+                               "estimate", "1"),
+        "pu_exact": ("dataset-level exact pass probability", "1"),
+        "pu_sampled": ("dataset-level PassUntil estimate", "1"),
+        "pu_plugin": ("dataset-level plug-in r/K (biased)", "1"),
+        "greedy_accuracy": ("greedy exact match", "1"),
+        "edit_distance": ("mean token edit distance of the greedy answer", "token"),
+        "token_accuracy": ("per-token greedy accuracy over answer digits", "1"),
+        "token_probability": ("geometric-mean teacher-forced probability of an answer digit", "1"),
+        "censored_fraction": ("fraction of instances censored at k_max", "1"),
+        "n_params": ("parameters N", "1"), "compute": ("training compute 6ND", "FLOP"),
+        "sharpness_exact_match": ("sharpness of greedy exact match against N", "1"),
+        "sharpness_edit_distance": ("sharpness of the greedy edit distance against N", "1"),
+        "sharpness_log_pu": ("sharpness of log10 of the exact pass probability against N", "1")},
+    "task_law": {
+        "c": ("intercept of F fitted on the smaller models", "1"),
+        "k": ("slope of F in ln N (−α)", "1"),
+        "r2_small": ("R² of the linear law on the smaller models", "1"),
+        "r2_all": ("R² of a linear law on all models", "1"),
+        "pu_predicted": ("dataset-level prediction for the largest model", "1"),
+        "pu_observed": ("dataset-level pass probability of the largest model", "1"),
+        "relative_error": ("|predicted/observed − 1|, dataset-level", "1"),
+        "ipu_predicted": ("instance-level prediction for the largest model (mean of per-instance laws)", "1"),
+        "ipu_relative_error": ("|predicted/observed − 1|, instance-level", "1"),
+        "instances_used": ("instances with an instance-level law", "1"),
+        "instances_excluded": ("instances excluded from the instance-level fit", "1"),
+        "curvature": ("quadratic coefficient of F(ln N)", "1"),
+        "curvature_ci_low": ("2.5th bootstrap percentile of the curvature", "1"),
+        "curvature_ci_high": ("97.5th bootstrap percentile of the curvature", "1"),
+        "curvature_class": ("convex (sub-scaling), linear, or concave (accelerated emergence)", "1"),
+        "curvature_draws": ("bootstrap draws of the curvature (resampled instances)", "1"),
+        "estimate": ("exact: teacher-forced probabilities; sampled: PassUntil", "1")},
+    "mirage": {
+        "exact_match": ("greedy exact match", "1"),
+        "edit_distance": ("greedy token edit distance", "token"),
+        "token_accuracy": ("per-token greedy accuracy p over the answer digits", "1"),
+        "exact_match_predicted": ("p^L", "1"),
+        "edit_distance_predicted": ("L·(1 − p)", "token"),
+        "answer_digits": ("answer digits L (end token excluded)", "token"),
+        "n_params": ("parameters N", "1")},
+    "elusive": {
+        "correlation": ("per-sample Spearman correlation with log compute", "1"),
+        "median_correlation": ("median over the group's samples", "1"),
+        "q25_correlation": ("25th percentile over the group's samples", "1"),
+        "q75_correlation": ("75th percentile over the group's samples", "1"),
+        "defined_fraction": ("fraction of the group's samples whose score varies across models", "1"),
+        "step": ("step of the transformation chain", "1"),
+        "group": ("multiple-choice task group (addition: near-miss distractors; lookup: other "
+                  "keys' values)", "1"),
+        "sample": ("multiple-choice sample (task × instance)", "1"),
+        "sample_group": ("the sample's task group", "1")},
+    "sampling": {
+        "coverage": ("fraction of (model, instance) whose exact probability lies in the "
+                     "sampled 95 % interval", "1"),
+        "sampled_over_exact": ("mean PassUntil estimate / mean exact probability", "1"),
+        "plugin_over_exact": ("mean plug-in r/K / mean exact probability", "1"),
+        "reached_fraction": ("fraction of evaluations that reached r passes", "1")},
+}
 
 
 def sharpness(values) -> float:
@@ -90,32 +153,9 @@ class EmergenceStudy(TransformerFamilyStudy):
     #: per-instance evaluations in the cube
     supports_lr_sweep = True
     title = "Emergence measured with PassUntil (Hu et al. 2024), with the Mirage and Elusive analyses"
-    figures = {
-        "pass_rates": "Pass probability against N per task: exact (teacher-forced, lines), "
-                      "PassUntil estimates (markers, 95 % bootstrap CI over instances) and "
-                      "greedy exact match (squares, right axis).",
-        "task_law": "F(N) = ln(−ln PU) against ln N per task (exact probabilities): the task law "
-                    "fitted on the smaller models (line), its prediction of the largest (star), "
-                    "and the bootstrapped quadratic that classifies the curvature (dotted).",
-        "mirage": "Schaeffer et al.'s Mirage on the same outputs: greedy exact match and token edit "
-                  "distance against N for each answer length (left), and against the answer "
-                  "length at the largest model with the independent-token predictions p^L and "
-                  "L·(1 − p) (right).",
-        "elusive": "Per-sample Spearman correlation between score and log compute across models, "
-                   "for each step of the multiple-choice chain log p → p → p_choice → accuracy / "
-                   "−Brier: addition (near-miss distractors) and lookup (other keys' values).",
-        "sampling_check": "PassUntil's sampled estimate against the exact pass probability for every "
-                          "(model, instance) with its 95 % interval; grey: censored.",
-        "token_loss": "Teacher-forced loss of each answer position against N (mean over instances "
-                      "and seeds; dotted: ln 10, a uniform guess among digits). Flat stretches "
-                      "followed by drops are plateaus of the loss itself: emergence that no metric "
-                      "choice removes.",
-        "token_loss_curves": "Teacher-forced loss of the answer digits during training (mean over "
-                             "digits, the first 64 test instances and seeds) against tokens seen, "
-                             "one line per width (dotted: ln 10, a uniform guess): where each "
-                             "skill leaves its plateau, and whether training stopped on it.",
-    }
-
+    VARIABLES = {**TransformerFamilyStudy.SCALAR_META, **CUBE_META,
+                 **{f"{group}/{name}": entry for group, table in FIT_META.items()
+                    for name, entry in table.items()}}
     # ---- tasks and corpus ----------------------------------------------------------------------
     def corpus_config(self) -> dict:
         return self.cfg["tasks"]
@@ -289,7 +329,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                    f"{self.cfg['family']['head_dim']}",
             examples="; ".join(f"{t}: {decode(np.hstack([sets[t].prompts[0], sets[t].answers[0]]))}"
                                for t in tasks))
-        return _attrs(cube, {**self.SCALAR_META, **CUBE_META})
+        return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
@@ -300,7 +340,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                   "sampling": self._sampling_check(cube)}
         for ds in groups.values():
             ds.attrs["excluded_diverged_runs"] = diverged
-        return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+        return self.describe(xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()}))
 
     def _bootstrap_instances(self, values: xr.DataArray, statistic) -> np.ndarray:
         """``statistic`` of instance-resampled data: (resamples, …) draws (seeded)."""
@@ -341,19 +381,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                                     "PU); CIs: 95 % percentile bootstrap over instances",
                         bootstrap_resamples=self.cfg["bootstrap_resamples"],
                         sharpness="largest change between consecutive sizes / total range (1: a step)")
-        return _attrs(ds, {
-            "pu_exact": ("dataset-level exact pass probability", "1"),
-            "pu_sampled": ("dataset-level PassUntil estimate", "1"),
-            "pu_plugin": ("dataset-level plug-in r/K (biased)", "1"),
-            "greedy_accuracy": ("greedy exact match", "1"),
-            "edit_distance": ("mean token edit distance of the greedy answer", "token"),
-            "token_accuracy": ("per-token greedy accuracy over answer digits", "1"),
-            "token_probability": ("geometric-mean teacher-forced probability of an answer digit", "1"),
-            "censored_fraction": ("fraction of instances censored at k_max", "1"),
-            "n_params": ("parameters N", "1"), "compute": ("training compute 6ND", "FLOP"),
-            "sharpness_exact_match": ("sharpness of greedy exact match against N", "1"),
-            "sharpness_edit_distance": ("sharpness of the greedy edit distance against N", "1"),
-            "sharpness_log_pu": ("sharpness of log10 of the exact pass probability against N", "1")})
+        return ds
 
     def _task_law(self, cube, n_params) -> xr.Dataset:
         """Per task and estimate: the law on the smaller models, its prediction of the largest,
@@ -411,24 +439,7 @@ class EmergenceStudy(TransformerFamilyStudy):
             curvature="quadratic coefficient of F in centred ln N over all sizes; 95 % CI from a "
                       "bootstrap over instances; convex if the CI is above 0, concave if below",
             passuntil_r=sampling["r"], passuntil_k_max=sampling["k_max"])
-        return _attrs(ds, {
-            "c": ("intercept of F fitted on the smaller models", "1"),
-            "k": ("slope of F in ln N (−α)", "1"),
-            "r2_small": ("R² of the linear law on the smaller models", "1"),
-            "r2_all": ("R² of a linear law on all models", "1"),
-            "pu_predicted": ("dataset-level prediction for the largest model", "1"),
-            "pu_observed": ("dataset-level pass probability of the largest model", "1"),
-            "relative_error": ("|predicted/observed − 1|, dataset-level", "1"),
-            "ipu_predicted": ("instance-level prediction for the largest model (mean of per-instance laws)", "1"),
-            "ipu_relative_error": ("|predicted/observed − 1|, instance-level", "1"),
-            "instances_used": ("instances with an instance-level law", "1"),
-            "instances_excluded": ("instances excluded from the instance-level fit", "1"),
-            "curvature": ("quadratic coefficient of F(ln N)", "1"),
-            "curvature_ci_low": ("2.5th bootstrap percentile of the curvature", "1"),
-            "curvature_ci_high": ("97.5th bootstrap percentile of the curvature", "1"),
-            "curvature_class": ("convex (sub-scaling), linear, or concave (accelerated emergence)", "1"),
-            "curvature_draws": ("bootstrap draws of the curvature (resampled instances)", "1"),
-            "estimate": ("exact: teacher-forced probabilities; sampled: PassUntil", "1")})
+        return ds
 
     @staticmethod
     def _instance_prediction_exact(values, n_params, small, largest):
@@ -482,14 +493,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         }).transpose("task", "width")
         ds.attrs.update(model="Schaeffer et al. 2023: Acc ≈ p^L, ED ≈ L·(1 − p) with p the "
                               "per-token accuracy of the greedy answer and L its digits")
-        return _attrs(ds, {
-            "exact_match": ("greedy exact match", "1"),
-            "edit_distance": ("greedy token edit distance", "token"),
-            "token_accuracy": ("per-token greedy accuracy p over the answer digits", "1"),
-            "exact_match_predicted": ("p^L", "1"),
-            "edit_distance_predicted": ("L·(1 − p)", "token"),
-            "answer_digits": ("answer digits L (end token excluded)", "token"),
-            "n_params": ("parameters N", "1")})
+        return ds
 
     @staticmethod
     def choice_groups(tasks) -> dict[str, list[str]]:
@@ -543,17 +547,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                               "accuracy, −Brier (Schaeffer et al. 2024)",
                         correlation="Spearman across models (widths × seeds) against ln(6ND); "
                                     "undefined (NaN) where a sample's score is constant")
-        return _attrs(ds, {
-            "correlation": ("per-sample Spearman correlation with log compute", "1"),
-            "median_correlation": ("median over the group's samples", "1"),
-            "q25_correlation": ("25th percentile over the group's samples", "1"),
-            "q75_correlation": ("75th percentile over the group's samples", "1"),
-            "defined_fraction": ("fraction of the group's samples whose score varies across models", "1"),
-            "step": ("step of the transformation chain", "1"),
-            "group": ("multiple-choice task group (addition: near-miss distractors; lookup: other "
-                      "keys' values)", "1"),
-            "sample": ("multiple-choice sample (task × instance)", "1"),
-            "sample_group": ("the sample's task group", "1")})
+        return ds
 
     def _sampling_check(self, cube) -> xr.Dataset:
         exact, low, high = cube["pu_exact"], cube["pu_ci_low"], cube["pu_ci_high"]
@@ -574,15 +568,10 @@ class EmergenceStudy(TransformerFamilyStudy):
                         evaluations=int(present.sum()), censored=int((cube["pu_censored"] == 1).sum()),
                         interval="exact 95 % interval: Beta quantiles for inverse sampling, "
                                  "Clopper–Pearson when censored")
-        return _attrs(ds, {
-            "coverage": ("fraction of (model, instance) whose exact probability lies in the "
-                         "sampled 95 % interval", "1"),
-            "sampled_over_exact": ("mean PassUntil estimate / mean exact probability", "1"),
-            "plugin_over_exact": ("mean plug-in r/K / mean exact probability", "1"),
-            "reached_fraction": ("fraction of evaluations that reached r passes", "1")})
+        return ds
 
     # ---- figures -------------------------------------------------------------------------------
-    def figure_pass_rates(self, cube, fits):
+    def _figure_pass_rates(self, cube, fits):
         curves = fits["curves"].to_dataset()
         tasks = list(curves["task"].values)
         ncols = 3
@@ -607,7 +596,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                           fontsize=6, loc="lower right")
         return fig
 
-    def figure_task_law(self, cube, fits):
+    def _figure_task_law(self, cube, fits):
         law = fits["task_law"].to_dataset().sel(estimate="exact")
         curves = fits["curves"].to_dataset()
         tasks = list(law["task"].values)
@@ -635,7 +624,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         axes[0, 0].legend(fontsize=6)
         return fig
 
-    def figure_mirage(self, cube, fits):
+    def _figure_mirage(self, cube, fits):
         m = fits["mirage"].to_dataset()
         fig, axes = new_figure(ncols=2, width=4.4, height=3.4)
         left, right = axes[0]
@@ -660,7 +649,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         right.legend(fontsize=7)
         return fig
 
-    def figure_elusive(self, cube, fits):
+    def _figure_elusive(self, cube, fits):
         e = fits["elusive"].to_dataset()
         groups = [str(g) for g in e["group"].values]
         fig, axes = new_figure(ncols=max(1, len(groups)), width=4.6, height=3.8)
@@ -674,7 +663,7 @@ class EmergenceStudy(TransformerFamilyStudy):
             ax.tick_params(axis="x", labelsize=7)
         return fig
 
-    def figure_sampling_check(self, cube, fits):
+    def _figure_sampling_check(self, cube, fits):
         fig, axes = new_figure(width=5.0, height=4.2)
         ax = axes[0, 0]
         exact = cube["pu_exact"].values.ravel()
@@ -698,7 +687,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_token_loss(self, cube, fits):
+    def _figure_token_loss(self, cube, fits):
         tasks = [str(t) for t in cube["task"].values]
         ncols = 3
         fig, axes = new_figure(ncols=ncols, nrows=math.ceil(len(tasks) / ncols), width=3.6, height=3.0)
@@ -716,7 +705,7 @@ class EmergenceStudy(TransformerFamilyStudy):
             ax.set_visible(False)
         return fig
 
-    def figure_token_loss_curves(self, cube, fits):
+    def _figure_token_loss_curves(self, cube, fits):
         tasks = [str(t) for t in cube["task"].values]
         ncols = 4
         fig, axes = new_figure(ncols=ncols, nrows=math.ceil(len(tasks) / ncols), width=3.2, height=2.7)
@@ -775,29 +764,103 @@ class EmergenceStudy(TransformerFamilyStudy):
         return Premise(f"{task} above chance at the largest size (answer-digit loss < ln 10)",
                        largest < math.log(10), f"{largest:.2f} nats/token")
 
-    def claims(self, cube, fits) -> list[Claim]:
+    FIGURES = {
+        "pass_rates": (
+            'Pass probability against N per task: exact (teacher-forced, lines), PassUntil '
+            'estimates (markers, 95 % bootstrap CI over instances) and greedy exact match '
+            '(squares, right axis).', _figure_pass_rates),
+        "task_law": (
+            'F(N) = ln(−ln PU) against ln N per task (exact probabilities): the task law '
+            'fitted on the smaller models (line), its prediction of the largest (star), and '
+            'the bootstrapped quadratic that classifies the curvature (dotted).', _figure_task_law),
+        "mirage": (
+            "Schaeffer et al.'s Mirage on the same outputs: greedy exact match and token edit "
+            'distance against N for each answer length (left), and against the answer length '
+            'at the largest model with the independent-token predictions p^L and L·(1 − p) '
+            '(right).', _figure_mirage),
+        "elusive": (
+            'Per-sample Spearman correlation between score and log compute across models, for '
+            'each step of the multiple-choice chain log p → p → p_choice → accuracy / −Brier: '
+            "addition (near-miss distractors) and lookup (other keys' values).", _figure_elusive),
+        "sampling_check": (
+            "PassUntil's sampled estimate against the exact pass probability for every "
+            '(model, instance) with its 95 % interval; grey: censored.', _figure_sampling_check),
+        "token_loss": (
+            'Teacher-forced loss of each answer position against N (mean over instances and '
+            'seeds; dotted: ln 10, a uniform guess among digits). Flat stretches followed by '
+            'drops are plateaus of the loss itself: emergence that no metric choice removes.', _figure_token_loss),
+        "token_loss_curves": (
+            'Teacher-forced loss of the answer digits during training (mean over digits, the '
+            'first 64 test instances and seeds) against tokens seen, one line per width '
+            '(dotted: ln 10, a uniform guess): where each skill leaves its plateau, and '
+            'whether training stopped on it.', _figure_token_loss_curves),
+    }
+
+    SIGN_NOTE = ("sign of the curvature of F in ln N (−1 concave, +1 convex), its CI the signs "
+                 "of the bootstrap 95 % CI's ends")
+    ROUTES = ("two_route", "two_route_copy", "two_route_recall")
+
+    def claim_deviations(self, cube) -> str:
         widths = cube["width"].values
         sampling = self.cfg["passuntil"]
-        scale = (f"our scale: widths {widths.min()}–{widths.max()} "
-                 f"(N = {int(cube['n_params'].min()):,}–{int(cube['n_params'].max()):,}), "
-                 f"{self.cfg['tokens']:,} tokens of a synthetic task mixture, "
-                 f"{cube.sizes['seed']} seed(s), r = {sampling['r']}, K_max = {sampling['k_max']:,} "
-                 "(paper: 0.03B–2.4B models, K_max 1e5)")
-        out = ClaimList(self.preset, scale)
+        return (f"our scale: widths {widths.min()}–{widths.max()} "
+                f"(N = {int(cube['n_params'].min()):,}–{int(cube['n_params'].max()):,}), "
+                f"{self.cfg['tokens']:,} tokens of a synthetic task mixture, "
+                f"{cube.sizes['seed']} seed(s), r = {sampling['r']}, K_max = {sampling['k_max']:,} "
+                "(paper: 0.03B–2.4B models, K_max 1e5)")
 
-        add = out.add
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
+        """Per task of the grid where a claim is about one task; measure() says which hold data."""
+        tasks = [str(t) for t in cube["task"].values]
+        adds = [t for t in tasks if t.startswith("add")]
+        mirage_task = "add2" if "add2" in adds else (adds[-1] if adds else "add")
+        return (
+            ClaimSpec("sampling_matches_exact", "PassUntil's sampled estimate agrees with the exact "
+                      "(teacher-forced) pass probability: coverage of its exact 95 % intervals (≥ "
+                      "0.95; exact intervals are conservative)",
+                      "PU estimates the pass rate at any resolution", "paper", 0.975, 0.025),
+            ClaimSpec("mvue_unbiased", "the estimator (r−1)/(K−1) is unbiased where r/K is not: mean "
+                      "sampled / mean exact", "r/K overstates small p (6.9× at p = 1e−3, r = 1)",
+                      "derived", 1.0, 0.1),
+            *(ClaimSpec(f"task_law_linear_{task}", f"{task}: F(N) = ln(−ln PU) is linear in ln N "
+                        "(R² over all sizes)", "F linear in ln N for single-skill tasks", "paper",
+                        1.0, 0.1) for task in ("add2", "lookup")),
+            *(ClaimSpec(f"prediction_{task}", f"{task}: the task law fitted on the smaller models "
+                        "predicts the largest (relative error of PU, dataset level)",
+                        "HumanEval 2.4B: 0.05 % (dataset); Emoji Movie: 9 % (dataset), 19 % "
+                        "(instance)", "secondary", 0.0, 0.25) for task in tasks),
+            ClaimSpec("greedy_sharper_than_pu", "lookup: greedy exact match looks emergent while PU "
+                      "is smooth (sharpness of greedy accuracy − sharpness of log PU; ≥ 0.1)",
+                      "emergence is an artefact of low-resolution metrics", "paper", 0.55, 0.45),
+            ClaimSpec("mirage_edit_distance_smoother", f"{mirage_task}: on the same outputs, edit "
+                      "distance is smoother than exact match (sharpness difference; ≥ 0.1)",
+                      "nonlinear metrics induce emergence", "paper", 0.55, 0.45),
+            ClaimSpec("mirage_length", "exact match of the largest model against answer length "
+                      "follows p^L (largest |Acc − p^L| over L)", "Acc ≈ p^L: geometric in L",
+                      "paper", 0.0, 0.1),
+            ClaimSpec("curvature_composite", "the composite task (addition → lookup) bends convex "
+                      f"(Thm 2: a chain of steps that each follow the law is sub-scaling); "
+                      f"{self.SIGN_NOTE}", "sub-scaling (convex F)", "paper", 1.0, 0.5),
+            ClaimSpec("curvature_two_route", "where copying from the context and recalling from the "
+                      "table can each answer, F bends more concave than along the better single "
+                      f"route (Thm 3: two circuits give super-scaling); {self.SIGN_NOTE} of "
+                      "curvature(both) − curvature(better route)",
+                      "super-scaling (concave F) can occur: 4 of 8 BIG-bench Unnatural ICL subtasks",
+                      "paper", -1.0, 0.5),
+            *(ClaimSpec(f"elusive_chain_{group}", f"{group} multiple choice: per-sample correlation "
+                        "with compute falls along the chain: median ρ of log p_vocab minus median ρ "
+                        "of accuracy (> 0)", "each transformation degrades the correlation", "paper",
+                        0.5, 0.5) for group in self.choice_groups(tasks)),
+        )
 
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        out = {}
         check = fits["sampling"].to_dataset()
-        add("sampling_matches_exact", "PassUntil's sampled estimate agrees with the exact "
-            "(teacher-forced) pass probability: coverage of its exact 95 % intervals (≥ 0.95; "
-            "exact intervals are conservative)",
-            "PU estimates the pass rate at any resolution", "paper", 0.975, 0.025,
+        out["sampling_matches_exact"] = Measured(
             check.attrs["coverage_all"], f"over {check.attrs['evaluations']:,} (model, instance) "
             f"pairs, {check.attrs['censored']:,} censored")
-        add("mvue_unbiased", "the estimator (r−1)/(K−1) is unbiased where r/K is not: mean sampled "
-            "/ mean exact", "r/K overstates small p (6.9× at p = 1e−3, r = 1)", "derived", 1.0, 0.1,
-            check.attrs["sampled_over_exact_all"],
-            f"(plug-in r/K: {check.attrs['plugin_over_exact_all']:.2f})")
+        out["mvue_unbiased"] = Measured(check.attrs["sampled_over_exact_all"],
+                                        f"(plug-in r/K: {check.attrs['plugin_over_exact_all']:.2f})")
         law = fits["task_law"].to_dataset().sel(estimate="exact")
         mirage = fits["mirage"].to_dataset()
         # laws across sizes compare models trained alike: each size at its own tuned LR
@@ -806,9 +869,8 @@ class EmergenceStudy(TransformerFamilyStudy):
         for task in ("add2", "lookup"):
             if task in law["task"].values:
                 row = law.sel(task=task)
-                add(f"task_law_linear_{task}", f"{task}: F(N) = ln(−ln PU) is linear in ln N "
-                    "(R² over all sizes)", "F linear in ln N for single-skill tasks", "paper",
-                    1.0, 0.1, float(row["r2_all"]), f"(slope k = {float(row['k']):.2f} on the smaller sizes)",
+                out[f"task_law_linear_{task}"] = Measured(
+                    float(row["r2_all"]), f"(slope k = {float(row['k']):.2f} on the smaller sizes)",
                     premises=(self._above_chance_premise(cube, task),
                               self._rises_premise(curves, task), tuned))
         largest_width = cube["width"].values[-1]
@@ -816,10 +878,8 @@ class EmergenceStudy(TransformerFamilyStudy):
             row = law.sel(task=task)
             at_largest = cube["pu_censored"].sel(task=task, width=largest_width)
             censored = f"{int((at_largest == 1).sum())} of {int(at_largest.notnull().sum())}"
-            add(f"prediction_{task}", f"{task}: the task law fitted on the smaller models predicts "
-                "the largest (relative error of PU, dataset level)",
-                "HumanEval 2.4B: 0.05 % (dataset); Emoji Movie: 9 % (dataset), 19 % (instance)",
-                "secondary", 0.0, 0.25, float(row["relative_error"]),
+            out[f"prediction_{task}"] = Measured(
+                float(row["relative_error"]),
                 f"(predicted {float(row['pu_predicted']):.3g}, observed {float(row['pu_observed']):.3g}; "
                 f"instance level {float(row['ipu_relative_error']):.2f}; PassUntil censored at "
                 f"K_max for {censored} (instance, seed) evaluations of the largest model)",
@@ -827,9 +887,7 @@ class EmergenceStudy(TransformerFamilyStudy):
                           self._rises_premise(curves, str(task)), tuned))
         if "lookup" in curves["task"].values:
             row = curves.sel(task="lookup")
-            add("greedy_sharper_than_pu", "lookup: greedy exact match looks emergent while PU is "
-                "smooth (sharpness of greedy accuracy − sharpness of log PU; ≥ 0.1)",
-                "emergence is an artefact of low-resolution metrics", "paper", 0.55, 0.45,
+            out["greedy_sharper_than_pu"] = Measured(
                 float(row["sharpness_exact_match"] - row["sharpness_log_pu"]),
                 f"(greedy {float(row['sharpness_exact_match']):.2f}, log PU "
                 f"{float(row['sharpness_log_pu']):.2f}; 1 = a step)",
@@ -840,13 +898,31 @@ class EmergenceStudy(TransformerFamilyStudy):
             # independently: an algorithm's digits (addition), not a memorised value's
             task = "add2" if "add2" in adds else adds[-1]
             row = curves.sel(task=task)
-            add("mirage_edit_distance_smoother", f"{task}: on the same outputs, edit distance is "
-                "smoother than exact match (sharpness difference; ≥ 0.1)",
-                "nonlinear metrics induce emergence", "paper", 0.55, 0.45,
+            out["mirage_edit_distance_smoother"] = Measured(
                 float(row["sharpness_exact_match"] - row["sharpness_edit_distance"]),
                 f"(exact match {float(row['sharpness_exact_match']):.2f}, edit distance "
                 f"{float(row['sharpness_edit_distance']):.2f})",
                 premises=(self._learned_premise(cube, task),))
+        out["mirage_length"] = self._mirage_length(mirage)
+        classes = {str(t): str(v) for t, v in zip(law["task"].values, law["curvature_class"].values)}
+        if "composite" in classes:
+            out["curvature_composite"] = self._curvature_composite(cube, law, classes, tuned)
+        if set(self.ROUTES) <= set(classes):
+            out["curvature_two_route"] = self._curvature_two_route(cube, law, curves, tuned)
+        elusive = fits["elusive"].to_dataset()
+        groups = self.choice_groups([str(t) for t in cube["task"].values])
+        for group in elusive["group"].values:
+            med = dict(zip(elusive["step"].values,
+                           elusive["median_correlation"].sel(group=group).values))
+            last = med["accuracy"] if math.isfinite(med["accuracy"]) else med["p_choice"]
+            out[f"elusive_chain_{group}"] = Measured(
+                float(med["log_p_vocab"] - last),
+                "(" + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + ")",
+                premises=tuple(self._learned_premise(cube, t) for t in groups[str(group)]))
+        return out
+
+    @staticmethod
+    def _mirage_length(mirage) -> Measured:
         largest = mirage.isel(width=-1)
         gap = float(np.abs(largest["exact_match"] - largest["exact_match_predicted"]).max())
         best = float(largest["exact_match"].max())
@@ -861,66 +937,46 @@ class EmergenceStudy(TransformerFamilyStudy):
             bool((reached >= 0.5).all()),
             ", ".join(f"L={int(d)}: {float(a):.2f}" for d, a in zip(
                 mirage["answer_digits"].values, reached.values)))
-        add("mirage_length", "exact match of the largest model against answer length follows p^L "
-            "(largest |Acc − p^L| over L)", "Acc ≈ p^L: geometric in L", "paper", 0.0, 0.1,
-            float(gap), premises=(measurable, tokens_learned), detail="(" + ", ".join(f"L={int(d)}: {float(a):.2f} vs {float(p):.2f}" for d, a, p in zip(
+        return Measured(float(gap), "(" + ", ".join(
+            f"L={int(d)}: {float(a):.2f} vs {float(p):.2f}" for d, a, p in zip(
                 largest["answer_digits"].values, largest["exact_match"].values,
-                largest["exact_match_predicted"].values)) + ")")
-        classes = {str(t): str(v) for t, v in zip(law["task"].values, law["curvature_class"].values)}
-        sign_note = ("sign of the curvature of F in ln N (−1 concave, +1 convex), its CI the signs "
-                     "of the bootstrap 95 % CI's ends")
-        if "composite" in classes:
-            row = law.sel(task="composite")
-            # Theorem 2's premise: both sub-skills are learned and follow the task law
-            adds = [str(t) for t in law["task"].values if str(t).startswith("add")]
-            sub = [t for t in ("add3" if "add3" in adds else (adds[-1] if adds else None), "lookup") if t]
-            premises = [self._learned_premise(cube, t) for t in sub]
-            r2 = {t: float(law.sel(task=t)["r2_all"]) for t in sub}
-            premises.append(Premise("both sub-skills follow the task law (R² ≥ 0.9)",
-                                    all(v >= 0.9 for v in r2.values()),
-                                    ", ".join(f"{t} R² {v:.2f}" for t, v in r2.items())))
-            premises.append(tuned)
-            low, high = float(row["curvature_ci_low"]), float(row["curvature_ci_high"])
-            add("curvature_composite", "the composite task (addition → lookup) bends convex "
-                f"(Thm 2: a chain of steps that each follow the law is sub-scaling); {sign_note}",
-                "sub-scaling (convex F)", "paper", 1.0, 0.5, float(np.sign(row["curvature"])),
-                f"({classes['composite']}: curvature {float(row['curvature']):.3f}, 95 % CI "
-                f"{low:.3f} … {high:.3f})", ci=(float(np.sign(low)), float(np.sign(high))),
-                premises=premises)
-        routes = ("two_route", "two_route_copy", "two_route_recall")
-        if set(routes) <= set(classes):
-            # Thm 3: with two circuits −log PU = min_i c_i N^(−α_i), so F = min of lines: concave.
-            # Compared with the better single route, on the same sizes.
-            curves_pu = curves["pu_exact"]
-            better = max(routes[1:], key=lambda t: float(np.log(curves_pu.sel(task=t)).mean()))
-            draws = (law["curvature_draws"].sel(task="two_route")
-                     - law["curvature_draws"].sel(task=better)).values
-            point = float(law["curvature"].sel(task="two_route") - law["curvature"].sel(task=better))
-            low, high = np.nanpercentile(draws, [2.5, 97.5]) if np.isfinite(draws).any() else (math.nan,) * 2
-            both_pu = float(curves_pu.sel(task="two_route").isel(width=-1))
-            single = {t: float(curves_pu.sel(task=t).isel(width=-1)) for t in routes[1:]}
-            add("curvature_two_route", "where copying from the context and recalling from the table "
-                "can each answer, F bends more concave than along the better single route "
-                f"(Thm 3: two circuits give super-scaling); {sign_note} of curvature(both) − "
-                "curvature(better route)",
-                "super-scaling (concave F) can occur: 4 of 8 BIG-bench Unnatural ICL subtasks",
-                "paper", -1.0, 0.5, float(np.sign(point)),
-                f"(better single route: {better}; curvature difference {point:.3f}, 95 % CI "
-                f"{low:.3f} … {high:.3f}; largest model's PU: both {both_pu:.3g}, "
-                + ", ".join(f"{t.split('_')[-1]} {v:.3g}" for t, v in single.items()) + ")",
-                ci=(float(np.sign(low)), float(np.sign(high))),
-                premises=(self._learned_premise(cube, "two_route_copy"),
-                          self._learned_premise(cube, "two_route_recall"), tuned))
-        elusive = fits["elusive"].to_dataset()
-        groups = self.choice_groups([str(t) for t in cube["task"].values])
-        for group in elusive["group"].values:
-            med = dict(zip(elusive["step"].values,
-                           elusive["median_correlation"].sel(group=group).values))
-            last = med["accuracy"] if math.isfinite(med["accuracy"]) else med["p_choice"]
-            add(f"elusive_chain_{group}", f"{group} multiple choice: per-sample correlation with "
-                "compute falls along the chain: median ρ of log p_vocab minus median ρ of "
-                "accuracy (> 0)", "each transformation degrades the correlation", "paper", 0.5, 0.5,
-                float(med["log_p_vocab"] - last),
-                "(" + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + ")",
-                premises=[self._learned_premise(cube, t) for t in groups[str(group)]])
-        return out
+                largest["exact_match_predicted"].values)) + ")",
+            premises=(measurable, tokens_learned))
+
+    def _curvature_composite(self, cube, law, classes, tuned) -> Measured:
+        row = law.sel(task="composite")
+        # Theorem 2's premise: both sub-skills are learned and follow the task law
+        adds = [str(t) for t in law["task"].values if str(t).startswith("add")]
+        sub = [t for t in ("add3" if "add3" in adds else (adds[-1] if adds else None), "lookup") if t]
+        premises = [self._learned_premise(cube, t) for t in sub]
+        r2 = {t: float(law.sel(task=t)["r2_all"]) for t in sub}
+        premises.append(Premise("both sub-skills follow the task law (R² ≥ 0.9)",
+                                all(v >= 0.9 for v in r2.values()),
+                                ", ".join(f"{t} R² {v:.2f}" for t, v in r2.items())))
+        premises.append(tuned)
+        low, high = float(row["curvature_ci_low"]), float(row["curvature_ci_high"])
+        return Measured(float(np.sign(row["curvature"])),
+                        f"({classes['composite']}: curvature {float(row['curvature']):.3f}, 95 % CI "
+                        f"{low:.3f} … {high:.3f})", ci=(float(np.sign(low)), float(np.sign(high))),
+                        premises=tuple(premises))
+
+    def _curvature_two_route(self, cube, law, curves, tuned) -> Measured:
+        # Thm 3: with two circuits −log PU = min_i c_i N^(−α_i), so F = min of lines: concave.
+        # Compared with the better single route, on the same sizes.
+        routes = self.ROUTES
+        curves_pu = curves["pu_exact"]
+        better = max(routes[1:], key=lambda t: float(np.log(curves_pu.sel(task=t)).mean()))
+        draws = (law["curvature_draws"].sel(task="two_route")
+                 - law["curvature_draws"].sel(task=better)).values
+        point = float(law["curvature"].sel(task="two_route") - law["curvature"].sel(task=better))
+        low, high = percentile_interval(draws) if np.isfinite(draws).any() else (math.nan,) * 2
+        both_pu = float(curves_pu.sel(task="two_route").isel(width=-1))
+        single = {t: float(curves_pu.sel(task=t).isel(width=-1)) for t in routes[1:]}
+        return Measured(
+            float(np.sign(point)),
+            f"(better single route: {better}; curvature difference {point:.3f}, 95 % CI "
+            f"{low:.3f} … {high:.3f}; largest model's PU: both {both_pu:.3g}, "
+            + ", ".join(f"{t.split('_')[-1]} {v:.3g}" for t, v in single.items()) + ")",
+            ci=(float(np.sign(low)), float(np.sign(high))),
+            premises=(self._learned_premise(cube, "two_route_copy"),
+                      self._learned_premise(cube, "two_route_recall"), tuned))
