@@ -376,3 +376,24 @@ def test_the_analysis_of_torch_free_studies_runs_without_torch(ci_run, ci_config
                          cwd=ci_run, env={**os.environ, "MPLBACKEND": "Agg"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_variable_of_any_study_is_described_by_its_own_name(ci_run):
+    """The fallback that described a variable by its own name with unit 1 is gone (#22): every
+    long name says more than the name, and the loss residuals carry the loss's unit."""
+    import xarray as xr
+
+    plain = {"task"}  # a coordinate whose name is its description
+    found = []
+    for path in sorted((ci_run / "results").glob("*/*.nc")):
+        if path.name not in ("cube.nc", "fits.nc"):
+            continue
+        tree = xr.open_datatree(path)
+        for node in tree.subtree:
+            for name, var in node.to_dataset(inherit=False).variables.items():
+                if str(name) not in plain and var.attrs.get("long_name") == str(name).replace("_", " "):
+                    found.append(f"{path.parent.name}/{path.name}:{node.path}:{name}")
+    assert found == []
+    fits = xr.open_datatree(ci_run / "results/published/fits.nc")
+    assert fits["hoffmann/rmse"].attrs["units"] == "nats/token"
+    assert fits["epoch_variants/D_over_N@5.88e23"].attrs["units"] == "token/parameter"

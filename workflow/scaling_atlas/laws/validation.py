@@ -30,6 +30,22 @@ def residual_summary(y, prediction) -> dict[str, float]:
     }
 
 
+def residual_summary_variables(loss_units: str, prefix: str = "") -> dict[str, tuple[str, str]]:
+    """Long names and units of :func:`residual_summary`'s fields (``prefix``: ``train_`` or
+    ``test_`` of a held-out score), for a loss measured in ``loss_units``."""
+    what = {"train_": " on the fitted points", "test_": " on the held-out points"}.get(prefix, "")
+    return {f"{prefix}{name}": (long_name + what, units) for name, (long_name, units) in {
+        "n": ("points scored", "1"),
+        "mean_residual": ("mean residual, observed − predicted loss", loss_units),
+        "rmse": ("root-mean-square residual of the loss", loss_units),
+        "mean_log_residual": ("mean log residual, ln predicted − ln observed", "1"),
+        "rmse_log_residual": ("root-mean-square log residual", "1"),
+        "mean_relative_error": ("mean |predicted − observed| / observed", "1"),
+        "max_relative_error": ("largest |predicted − observed| / observed", "1"),
+        "r2": ("R² of the predicted loss", "1"),
+    }.items()}
+
+
 def _subset(X, mask):
     if hasattr(X, "iloc"):
         return X[mask]

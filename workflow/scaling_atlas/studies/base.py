@@ -151,6 +151,11 @@ class Study(ABC):
         ``n_jobs``: worker processes for resampling and per-family fits (the fit job's threads);
         a study's own ``n_jobs`` key wins; None lets each fit use every available core."""
 
+    def variables(self) -> Variables:
+        """The study's metadata table: ``VARIABLES``, plus names that follow the settings (a
+        quantity per configured budget, say) for a study that needs them."""
+        return self.VARIABLES or {}
+
     def describe(self, ds: xr.Dataset | xr.DataTree, group: str = "") -> xr.Dataset | xr.DataTree:
         """Set ``long_name`` and ``units`` of every variable and coordinate from ``VARIABLES``
         (in place, and returned). A name the table lacks is an error: nothing is defaulted.
@@ -165,7 +170,7 @@ class Study(ABC):
         nodes = ([("/".join(filter(None, (group, node.path.strip("/")))),
                    node.to_dataset(inherit=False)) for node in ds.subtree]
                  if tree else [(group, ds)])
-        table = self.VARIABLES or {}
+        table = self.variables()
 
         def entry(group: str, name) -> tuple[str, str] | None:
             return table.get(f"{group}/{name}") or table.get(name)

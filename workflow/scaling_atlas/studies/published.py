@@ -41,7 +41,9 @@ from scaling_atlas.laws import (
     residual_summary,
     weighted_power_law,
 )
+from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_schedule
+from scaling_atlas.laws.validation import residual_summary_variables
 from scaling_atlas.studies.base import NoTrainingStudy
 
 CHINCHILLA_FILE = "chinchilla_besiroglu2024_svg_extracted_data.csv"
@@ -116,12 +118,101 @@ def _table(df: pd.DataFrame, dim: str, meta: dict[str, tuple[str, str]], **attrs
     return describe_variables(ds, meta)
 
 
-def _finish_group(ds: xr.Dataset) -> xr.Dataset:
-    """Give every unlabelled variable/coordinate of a fit group a long name and units."""
-    for name, var in {**ds.data_vars, **ds.coords}.items():
-        var.attrs.setdefault("long_name", name.replace("_", " "))
-        var.attrs.setdefault("units", "1")
-    return ds
+LOSS = "nats/token"  # the published losses' unit, as the cube's groups record it
+
+
+def _in_group(group: str, table: dict) -> dict:
+    return {f"{group}/{name}": entry for name, entry in table.items()}
+
+
+#: every fit group's variables (``group/name``; the law engine's datasets from its own table)
+FIT_VARIABLES = {
+    **LAWFIT_VARIABLES,
+    "frontier_flops": ("compute budget", "FLOP"),
+    "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
+    "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
+    "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1"),
+    **_in_group("epoch_extrapolation", {
+        "protocol": ("extrapolation protocol: what is fitted, what is scored", "1"),
+        **residual_summary_variables(LOSS, "train_"), **residual_summary_variables(LOSS, "test_")}),
+    **_in_group("epoch_variants", {
+        "variant": ("fitting choice (objective, points, starts)", "1"),
+        "E": ("irreducible loss E of L = E + A/N^α + B/D^β", LOSS),
+        "A": ("coefficient A of the parameter term A/N^α", LOSS),
+        "B": ("coefficient B of the data term B/D^β", LOSS),
+        "alpha": ("exponent α of N", "1"), "beta": ("exponent β of D", "1"),
+        "a": ("a = β/(α+β): N_opt ∝ C^a", "1"), "b": ("b = α/(α+β): D_opt ∝ C^b", "1"),
+        "n_points": ("points fitted", "1")}),
+    **_in_group("hoffmann", {
+        "parameter_set": ("Hoffmann et al.'s published parameters (rounded as printed, or "
+                          "unrounded)", "1"),
+        **residual_summary_variables(LOSS)}),
+    **_in_group("porian_optimal", {
+        "setting": ("Porian et al.'s configuration: dataset/hparams/warmup/decay/param_count/"
+                    "loss_source", "1"),
+        "exponent_a": ("exponent a of N* ∝ C^a (weighted least squares of ln N* on ln C)", "1"),
+        "intercept": ("intercept k of ln N* = k + a ln C", "1"),
+        "r2": ("R² of the weighted fit", "1"),
+        "a_ci_low": ("2.5th percentile of a over budget resamples", "1"),
+        "a_ci_high": ("97.5th percentile of a over budget resamples", "1"),
+        "n_opt_at_chinchilla": ("N* of the fit at Chinchilla's compute, 5.88e23 FLOP", "1"),
+        "n_budgets": ("budgets with an optimum, fitted", "1"),
+        "n_dropped": ("budgets without an optimum (discarded by the authors)", "1")}),
+    **_in_group("porian_isoflop", {
+        "estimator": ("how each budget's optimum is found", "1"),
+        "budget": ("compute budget", "FLOP"),
+        "exponent_a": ("exponent a of N* ∝ C^a over the used budgets", "1"),
+        "intercept": ("intercept k of ln N* = k + a ln C", "1"),
+        "n_opt": ("loss-minimising N", "1"), "loss_opt": ("loss at the minimum", LOSS),
+        "used": ("1 if the budget's optimum enters the fit (not on the sampled range's edge)", "1")}),
+    **_in_group("gadre", {
+        "training_data": ("training data set (C4 validation loss in every case)", "1"),
+        "E": ("irreducible loss E of the tied-exponent law", LOSS),
+        "a": ("coefficient a of the tied-exponent law (Gadre et al.'s form)", LOSS),
+        "b": ("coefficient b of the tied-exponent law (Gadre et al.'s form)", LOSS),
+        "eta": ("exponent η of the compute term (negative: loss falls with compute)", "1"),
+        "m_1b": ("tokens per parameter of the 1B over-trained run predicted", "token/parameter"),
+        "rel_error_1b": ("|predicted − observed| / observed loss of the 1B over-trained run", "1"),
+        "rel_error_7b": ("|predicted − observed| / observed loss of the 7B run at 20 tokens per "
+                         "parameter", "1"),
+        "n_reached_best": ("refined starts that reached the best objective", "1"),
+        "objective": ("least-squares objective at the best fit (sum of squared loss residuals)",
+                      "(nats/token)^2")}),
+    **{f"{group}/{name}": entry for group in ("mpl", "lr_annealing") for name, entry in {
+        "size_m": ("model size", "million parameters"),
+        "schedule": ("learning-rate schedule of the curve", "1"),
+        "is_test": ("1 if the schedule is held out (not fitted)", "1"),
+        "r2": ("R² of the predicted curve", "1")}.items()},
+    **_in_group("mpl", {
+        "parameters": ("published: the authors' parameters; refit: our fit on the training "
+                       "schedules", "1"),
+        "parameter": ("parameter of the multi-power law", "1"),
+        "mean_relative_error": ("mean |pred − obs|/obs over the curve", "1"),
+        "value": ("parameter value (each in the form's own units)", "1")}),
+    **_in_group("lr_annealing", {
+        "parameter": ("parameter of Tissue et al.'s law, as fitted (θ)", "1"),
+        "value": ("fitted θ of L = L0 + A·S1^(−α) − C·S2", "1")}),
+    **_in_group("prediction_coverage", {
+        "coverage": ("fraction of held-out points inside the interval", "1"),
+        "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
+        "n_test": ("held-out points", "1"), "n_train": ("points fitted", "1"),
+        "median_relative_error": ("median |predicted − observed|/observed on held-out points", "1"),
+        "identified": ("1 if the training fit is identified", "1"),
+        "dataset": ("published dataset", "1"), "split": ("held-out protocol", "1"),
+        "nominal": ("nominal coverage of the prediction interval", "1")}),
+}
+
+
+def derived_variables(budgets) -> dict[str, tuple[str, str]]:
+    """The Chinchilla fit's derived quantities at each configured budget (N_opt@C, …)."""
+    out = {}
+    for c in budgets:
+        tag = f"{float(c):.3g}".replace("+", "")  # as laws.chinchilla_derived names them
+        out.update({f"N_opt@{tag}": (f"compute-optimal N at C = {tag} FLOP", "1"),
+                    f"D_opt@{tag}": (f"compute-optimal D at C = {tag} FLOP", "token"),
+                    f"D_over_N@{tag}": (f"tokens per parameter at the optimum, C = {tag} FLOP",
+                                        "token/parameter")})
+    return out
 
 
 def coverage_table(data: dict[str, pd.DataFrame], resamples: int, seed: int,
@@ -195,6 +286,9 @@ class PublishedStudy(NoTrainingStudy):
         super().__init__(name, section, config)
         if not section.get("coverage_resamples", 1):  # the table is skipped (ci preset)
             self.figures = {k: v for k, v in self.figures.items() if k != "prediction_coverage"}
+
+    def variables(self):
+        return {**FIT_VARIABLES, **_in_group("epoch_variants", derived_variables(self.cfg["budgets"]))}
 
     def validate(self) -> list[str]:
         """The mirror folder must be there before any job: the reshaped Porian and Gadre tables
@@ -324,7 +418,7 @@ class PublishedStudy(NoTrainingStudy):
         groups["lr_annealing"] = self._fit_lr_annealing(cube["mpl"].to_dataset())
         if self.cfg["coverage_resamples"]:
             groups["prediction_coverage"] = self._prediction_coverage(cube, workers)
-        return xr.DataTree.from_dict({f"/{k}": _finish_group(v) for k, v in groups.items()})
+        return self.describe(xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()}))
 
     def _epoch_points(self, chinchilla: xr.Dataset, exclude: int | None = None) -> pd.DataFrame:
         df = chinchilla.to_dataframe()
