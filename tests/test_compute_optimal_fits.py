@@ -76,3 +76,34 @@ def test_lr_areas_follow_each_runs_own_peak_lr():
     np.testing.assert_allclose(s1_double, 2 * s1, rtol=1e-12)
     np.testing.assert_allclose(s2_double, 2 * s2, rtol=1e-12)
     assert s1[-1] > s1[0] > 0 and s2[-1] > 0
+
+
+def test_the_frontier_band_holds_the_best_fit_and_narrows_with_less_noise():
+    """laws.frontier_band: N*(C) of the best fit equals the closed form, inside the band of the
+    draws; the band of a nearly noiseless law is tight around it."""
+    import numpy as np
+    import pandas as pd
+
+    from scaling_atlas.laws import LawFit
+    from scaling_atlas.laws.compute_optimal import frontier_band
+    from scaling_atlas.laws.forms import optimal_allocation
+
+    rng = np.random.default_rng(0)
+    n = np.repeat(np.geomspace(1e7, 1e9, 6), 5)
+    d = np.tile(np.geomspace(1e9, 1e11, 5), 6)
+    law = dict(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+    loss = law["E"] + law["A"] / n ** law["alpha"] + law["B"] / d ** law["beta"]
+    flops = np.geomspace(1e18, 1e22, 5)
+    widths = []
+    for noise in (1e-4, 1e-2):
+        points = pd.DataFrame({"N": n, "D": d})
+        fit = LawFit("chinchilla").fit(points, loss * (1 + noise * rng.standard_normal(len(n))))
+        fit.bootstrap(60, seed=1)
+        band = frontier_band(fit, flops)
+        best, _, _ = optimal_allocation(*(fit.natural_[k] for k in ("A", "B", "alpha", "beta")), flops)
+        np.testing.assert_allclose(band["frontier_n_opt"], best)
+        assert (band["frontier_n_low"] <= band["frontier_n_opt"] * 1.0001).all()
+        assert (band["frontier_n_high"] >= band["frontier_n_opt"] * 0.9999).all()
+        assert band["frontier_flops"].attrs["units"] == "FLOP"
+        widths.append(float(np.log(band["frontier_n_high"] / band["frontier_n_low"]).max()))
+    assert widths[0] < widths[1] / 5

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import interpolate
 
 from scaling_atlas.laws.engine import FitDataError, _rows
@@ -19,6 +20,34 @@ from scaling_atlas.laws.forms import optimal_allocation
 
 
 # ---- Approach 3: closed form (optimal_allocation lives with the forms) ----------------------------
+#: the variables of :func:`frontier_band` (name → long_name, units)
+FRONTIER_VARIABLES = {
+    "frontier_flops": ("compute budget", "FLOP"),
+    "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
+    "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
+    "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1"),
+}
+
+
+def frontier_band(fit, flops) -> xr.Dataset:
+    """The compute-optimal frontier N*(C) of a bootstrapped Chinchilla-form ``LawFit`` on the
+    budgets ``flops``: the best fit's N* and the 95 % percentile band of the draws' N*."""
+    from scaling_atlas.laws.resampling import percentile_interval
+
+    draws = fit.draws_
+    n_draws, _, _ = optimal_allocation(draws["A"][:, None], draws["B"][:, None],
+                                       draws["alpha"][:, None], draws["beta"][:, None], flops)
+    best, _, _ = optimal_allocation(*(fit.natural_[k] for k in ("A", "B", "alpha", "beta")), flops)
+    low, high = percentile_interval(n_draws, axis=0)
+    band = xr.Dataset({"frontier_n_opt": ("frontier_flops", best),
+                       "frontier_n_low": ("frontier_flops", low),
+                       "frontier_n_high": ("frontier_flops", high)},
+                      coords={"frontier_flops": ("frontier_flops", flops)})
+    for name, (long_name, units) in FRONTIER_VARIABLES.items():
+        band[name].attrs.update(long_name=long_name, units=units)
+    return band
+
+
 def chinchilla_derived(budgets=(5.88e23,)):
     """Derived quantities of a Chinchilla-form fit: a, b, and N_opt, D_opt, D/N (``D_over_N``) per budget.
 

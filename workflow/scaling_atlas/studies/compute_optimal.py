@@ -28,7 +28,7 @@ from scaling_atlas.cubes import without_diverged
 from scaling_atlas.figures import new_figure
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
                                 isoflop_optima, lr_areas)
-from scaling_atlas.laws.compute_optimal import optimal_allocation, weighted_power_law
+from scaling_atlas.laws.compute_optimal import FRONTIER_VARIABLES, frontier_band, weighted_power_law
 from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.laws.resampling import percentile_interval
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
@@ -59,10 +59,7 @@ VARIABLES = {
     "n_points": ("model sizes N at the budget (each the mean over seeds)", "1"),
     # Approach 3: the parametric fit and its frontier
     **LAWFIT_VARIABLES,
-    "frontier_flops": ("compute budget", "FLOP"),
-    "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
-    "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
-    "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1"),
+    **FRONTIER_VARIABLES,
     # Tissue et al.'s LR-annealing law per width
     "lr_annealing/width": ("model width", "1"),
     "L0": ("loss floor L₀ of L = L₀ + A·S₁^(−α) − C·S₂", "nat/token"),
@@ -358,13 +355,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         ds = fit.to_dataset()
         flops = np.geomspace(budgets[0], budgets[-1], 25)
         draws = fit.draws_
-        n_draws, _, _ = optimal_allocation(draws["A"][:, None], draws["B"][:, None],
-                                           draws["alpha"][:, None], draws["beta"][:, None], flops)
-        best, _, _ = optimal_allocation(*(fit.natural_[k] for k in ("A", "B", "alpha", "beta")), flops)
-        ds = ds.assign_coords(frontier_flops=("frontier_flops", flops))
-        ds["frontier_n_opt"] = ("frontier_flops", best)
-        low, high = percentile_interval(n_draws, axis=0)
-        ds["frontier_n_low"], ds["frontier_n_high"] = ("frontier_flops", low), ("frontier_flops", high)
+        ds = ds.merge(frontier_band(fit, flops))
         a_draws = derived(draws)["a"]
         a_low, a_high = percentile_interval(a_draws)
         ds.attrs.update(a=float(fit.derived_estimates()["a"]), a_ci_low=float(a_low),

@@ -41,6 +41,7 @@ from scaling_atlas.laws import (
     residual_summary,
     weighted_power_law,
 )
+from scaling_atlas.laws.compute_optimal import FRONTIER_VARIABLES, frontier_band
 from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_schedule
 from scaling_atlas.laws.validation import residual_summary_variables
@@ -128,10 +129,7 @@ def _in_group(group: str, table: dict) -> dict:
 #: every fit group's variables (``group/name``; the law engine's datasets from its own table)
 FIT_VARIABLES = {
     **LAWFIT_VARIABLES,
-    "frontier_flops": ("compute budget", "FLOP"),
-    "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
-    "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
-    "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1"),
+    **FRONTIER_VARIABLES,
     **_in_group("epoch_extrapolation", {
         "protocol": ("extrapolation protocol: what is fitted, what is scored", "1"),
         **residual_summary_variables(LOSS, "train_"), **residual_summary_variables(LOSS, "test_")}),
@@ -439,24 +437,11 @@ class PublishedStudy(NoTrainingStudy):
                         n_jobs=n_jobs, derived=derived)
         ds = huber.to_dataset()
         # the frontier N*(C) on a compute grid, with the bootstrap band
-        flops = np.geomspace(1e18, 1e25, 57)
-        draws = huber.draws_
-        n_draws, _, _ = optimal_allocation(draws["A"][:, None], draws["B"][:, None],
-                                           draws["alpha"][:, None], draws["beta"][:, None], flops)
-        best, _, _ = optimal_allocation(*(huber.natural_[k] for k in ("A", "B", "alpha", "beta")),
-                                        flops)
-        ds = ds.assign_coords(frontier_flops=("frontier_flops", flops))
-        ds["frontier_n_opt"] = ("frontier_flops", best)
-        ds["frontier_n_low"] = ("frontier_flops", np.nanpercentile(n_draws, 2.5, axis=0))
-        ds["frontier_n_high"] = ("frontier_flops", np.nanpercentile(n_draws, 97.5, axis=0))
-        describe_variables(ds, {"frontier_flops": ("compute budget", "FLOP"),
-                    "frontier_n_opt": ("compute-optimal N at the best fit", "1"),
-                    "frontier_n_low": ("2.5th percentile of N_opt over bootstrap draws", "1"),
-                    "frontier_n_high": ("97.5th percentile of N_opt over bootstrap draws", "1")})
+        ds = ds.merge(frontier_band(huber, np.geomspace(1e18, 1e25, 57)))
         summary = residual_summary(points["loss"].to_numpy(), huber.predict(points))
         ds.attrs.update(residual_mean=summary["mean_residual"], residual_rmse=summary["rmse"])
         # a = β/(α+β): 80 % interval width, as in Epoch's claim about Hoffmann's CI
-        a_draws = derived(draws)["a"]
+        a_draws = derived(huber.draws_)["a"]
         ds.attrs["a_ci80_width"] = float(np.subtract(*np.nanpercentile(a_draws, [90, 10])))
 
         mae = LawFit("chinchilla", Objective("mae"), top_k=8, bookkeeping=bookkeeping)
