@@ -122,3 +122,46 @@ def test_a_group_may_describe_a_name_its_own_way_and_cite_its_attributes():
     with pytest.raises(ValueError, match="a3/rmse"):
         Grouped("toy", {"tail_from": 0.5}, {}).describe(
             xr.DataTree.from_dict({"/a3": xr.Dataset({"rmse": ((), 1.0)})}))
+
+
+def test_the_readme_example_study_runs_end_to_end(tmp_path):
+    """The README's "Adding a study" example: one module (studies/example.py) plus its config
+    section. Through Snakemake it plans, trains, assembles, fits, draws and scores, and the
+    claim recovers the exponent the runs were made with."""
+    import pandas as pd
+    import yaml
+
+    from conftest import snakemake, workflow_copy
+
+    workdir = workflow_copy(tmp_path / "workflow")
+    (workdir / "toy.yaml").write_text(yaml.safe_dump(
+        {"only_studies": ["toy"], "studies": {"toy": {"kind": "example", "alpha": 0.7}}}))
+    result = snakemake(workdir, "--cores", "2", "--configfile", "toy.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    claims = pd.read_csv(workdir / "results/toy/claims.csv").set_index("claim_id")
+    assert claims.loc["alpha", "target"] == 0.7 and claims.loc["alpha", "verdict"] == "pass"
+    assert abs(claims.loc["alpha", "ours"] - 0.7) < 0.05
+    cube = xr.open_dataset(workdir / "results/toy/cube.nc")
+    assert dict(cube.sizes) == {"size": 4, "seed": 3} and cube["loss"].attrs["units"] == "nat"
+    assert (workdir / "results/toy/figures/loss.png").stat().st_size > 5_000
+
+
+def test_the_schema_lists_the_registered_kinds():
+    from scaling_atlas.config import ConfigError
+    from scaling_atlas.studies import KINDS, load_schema, validate_config
+
+    enum = load_schema()["properties"]["studies"]["additionalProperties"]["properties"]["kind"]["enum"]
+    assert enum == list(KINDS) and "example" in enum
+    with pytest.raises(ConfigError, match="kind"):
+        validate_config({"studies": {"toy": {"kind": "no_such_kind"}}})
+
+
+def test_the_readme_shows_the_example_study_as_it_is():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    section = readme[readme.index("## Adding a study"):]
+    shown = section[section.index("```python\n") + 10: section.index("\n```", section.index("```python"))]
+    module = (repo / "workflow/scaling_atlas/studies/example.py").read_text()
+    assert shown.strip() == module[module.index("class ExampleStudy"):].strip()

@@ -19,6 +19,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "data_selection": ("data_selection", "DataSelectionStudy"),
     "runs": ("runs", "RunsStudy"),
     "backtest": ("backtest", "BacktestStudy"),
+    "example": ("example", "ExampleStudy"),
 }
 
 
@@ -32,6 +33,21 @@ def study_class(kind: str) -> type:
     return cls
 
 
+def load_schema() -> dict:
+    """The config schema, its list of study kinds taken from this registry (a kind's settings
+    are ``$defs.<kind>`` of ``workflow/schemas/config.schema.yaml``)."""
+    from scaling_atlas.config import load_schema as load_yaml_schema
+
+    schema = load_yaml_schema()
+    kind = schema["properties"]["studies"]["additionalProperties"]["properties"]["kind"]
+    kind["enum"] = list(KINDS)
+    missing = [k for k in KINDS if k not in schema["$defs"]]
+    if missing:
+        raise KeyError(f"study kind(s) {', '.join(missing)} have no settings schema "
+                       "($defs in workflow/schemas/config.schema.yaml)")
+    return schema
+
+
 def validate_config(config: dict, schema: dict | None = None) -> dict:
     """Validate a whole config and return it with every default filled in.
 
@@ -42,7 +58,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     """
     from scaling_atlas.config import ConfigError, check_schema
 
-    filled, section_problems, after = check_schema(config, schema)
+    filled, section_problems, after = check_schema(config, schema or load_schema())
     problems = []
     for name, section in filled["studies"].items():
         prefix = f"studies.{name}"

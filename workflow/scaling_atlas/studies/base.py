@@ -239,6 +239,64 @@ class Study(ABC):
                           dtype=self.compute_dtype, workflow_config=workflow_config, job=job)
 
 
+class TrainingStudy(Study):
+    """A study whose grid is the product of lists in its settings, one run per grid point.
+
+    Declare ``GRID`` (grid dim → the settings key that lists its values) and write
+    :meth:`train_run` (one run's results, by name); the runs, their ids, the shards and the
+    cube (the results on the grid, described by ``VARIABLES``) follow. A study whose runs
+    share a batched program or need more than a function of their parameters overrides
+    :meth:`train_shard` and :meth:`assemble`.
+    """
+
+    #: grid dim → settings key listing its values (the grid is their product)
+    GRID: ClassVar[dict[str, str]] = {}
+
+    def grid_points(self) -> list[dict]:
+        import itertools
+
+        dims = list(self.GRID)
+        return [dict(zip(dims, values))
+                for values in itertools.product(*(self.cfg[self.GRID[d]] for d in dims))]
+
+    def run_params(self) -> dict:
+        """What every run shares: the settings that are not grid lists (hashed into run ids)."""
+        return {key: value for key, value in self.cfg.items()
+                if key not in self.GRID.values() and key not in ("kind", "max_runs_per_shard")}
+
+    def runs(self) -> list[Run]:
+        shared = {**self.run_params(), "seed_salt": self.config.get("seed_salt", 0)}
+        return [Run.from_params({**point, **shared}) for point in self.grid_points()]
+
+    def run_count(self) -> int:
+        import math
+
+        return math.prod(len(self.cfg[key]) for key in self.GRID.values())
+
+    def shape_key(self, run: Run) -> Hashable:
+        return ()
+
+    @abstractmethod
+    def train_run(self, run: Run, log: Callable[[str], None]) -> dict[str, float]:
+        """One run's results: name → number (each described in ``VARIABLES``)."""
+
+    def train_shard(self, runs, device, ckpt_dir, batching, log) -> xr.Dataset:
+        rows = [{"run": run.run_id, **{d: run[d] for d in self.GRID}, **self.train_run(run, log)}
+                for run in runs]
+        return xr.Dataset.from_dataframe(pd.DataFrame(rows).set_index("run"))
+
+    def assemble(self, shard_results, datasets=None) -> xr.Dataset:
+        """The shards' per-run results placed on the grid (``GRID``'s dims), described."""
+        from scaling_atlas.cubes import grid_from_records
+
+        combined = xr.concat(shard_results, dim="run")
+        table = combined.to_dataframe().reset_index(drop=True)
+        results = [name for name in combined.data_vars if name not in self.GRID]
+        cube = grid_from_records(table, dims=list(self.GRID), scalars=results)
+        cube.attrs["title"] = self.title
+        return self.describe(cube)
+
+
 class NoTrainingStudy(Study):
     """A study that trains nothing (refits of published data, a user's finished runs): no grid,
     no shards; its data come from ``datasets()``."""
