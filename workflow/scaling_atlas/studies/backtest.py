@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import ClaimList, Premise
+from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.cubes import describe_variables
 from scaling_atlas.laws.parallel import worker_pool
 from scaling_atlas.studies.base import NoTrainingStudy
@@ -104,26 +104,6 @@ class BacktestStudy(NoTrainingStudy):
     kind = "backtest"
     title = "Backtest of fitting procedures across published scaling data"
     fit_threads = 2
-    figures = {
-        "leaderboard": "Leaderboard: procedures ranked by their mean rank of held-out loss error "
-                       "over (family, split) cells (1 = best in a cell), then those that predict "
-                       "no loss (Approach 2) by their mean rank of the ln N* error at held-out "
-                       "IsoFLOP budgets; with the median errors, cells won, and the "
-                       "fits that failed or were not identified (counted, not dropped). fits.nc "
-                       "group leaderboard holds the table; group scores every cell.",
-        "error_heatmap": "Held-out loss error (median relative error, colour on a log scale) of "
-                         "each procedure (rows) on each family (columns), per split. Grey: the "
-                         "procedure does not predict loss, failed, or the split was not run.",
-        "nstar_heatmap": "Error in ln N* at held-out IsoFLOP budgets (observed N*: each "
-                         "budget's raw-loss parabola vertex), per procedure and IsoFLOP family.",
-        "allocation_spread": "Compute-optimal tokens per parameter at 5.88e23 FLOP from every "
-                             "procedure fitted on all points of each family; the spread across "
-                             "procedures on the same data.",
-        "coverage": "Prediction intervals of the reference procedure (Chinchilla, log-Huber) "
-                    "on the held-out points: empirical against nominal coverage per family "
-                    "and split (dashed: equality).",
-    }
-
     def __init__(self, name: str, section: dict, config: dict):
         super().__init__(name, section, config)
         if not section.get("coverage_resamples", 1):
@@ -397,7 +377,7 @@ class BacktestStudy(NoTrainingStudy):
             bar.ax.tick_params(which="both", labelsize=6)
         return fig
 
-    def figure_leaderboard(self, cube, fits):
+    def _figure_leaderboard(self, cube, fits):
         from scaling_atlas.figures import new_figure
 
         board = fits["leaderboard"].to_dataset().to_dataframe().reset_index()
@@ -436,7 +416,7 @@ class BacktestStudy(NoTrainingStudy):
                      fontsize=8)
         return fig
 
-    def figure_error_heatmap(self, cube, fits):
+    def _figure_error_heatmap(self, cube, fits):
         from scaling_atlas.laws.backtest import PROCEDURES
 
         scores = fits["scores"].to_dataset()
@@ -447,7 +427,7 @@ class BacktestStudy(NoTrainingStudy):
                              list(scores["family"].values.astype(str)),
                              "held-out median relative error of the loss")
 
-    def figure_nstar_heatmap(self, cube, fits):
+    def _figure_nstar_heatmap(self, cube, fits):
         from scaling_atlas.laws.backtest import PROCEDURES
 
         scores = fits["scores"].to_dataset()
@@ -469,7 +449,7 @@ class BacktestStudy(NoTrainingStudy):
         return self._heatmap(fits, "nstar_log_error", splits, procedures, families,
                              "mean |ln N* predicted − ln N* observed|")
 
-    def figure_allocation_spread(self, cube, fits):
+    def _figure_allocation_spread(self, cube, fits):
         from scaling_atlas.figures import new_figure
 
         scores = fits["scores"].to_dataset()
@@ -496,7 +476,7 @@ class BacktestStudy(NoTrainingStudy):
         ax.legend(fontsize=5.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
         return fig
 
-    def figure_coverage(self, cube, fits):
+    def _figure_coverage(self, cube, fits):
         from scaling_atlas.figures import new_figure
 
         cov = fits["coverage"].to_dataset()
@@ -517,105 +497,130 @@ class BacktestStudy(NoTrainingStudy):
         return fig
 
     # ---- claims ----------------------------------------------------------------------------------
-    def claims(self, cube, fits) -> ClaimList:
-        scores = fits["scores"].to_dataset()
-        claims = ClaimList(self.preset, deviations="")
-        families = list(scores["family"].values.astype(str))
-        procedures = list(scores["procedure"].values.astype(str))
-        have_all = "all" in scores["split"].values
+    FIGURES = {
+        "leaderboard": (
+            'Leaderboard: procedures ranked by their mean rank of held-out loss error over '
+            '(family, split) cells (1 = best in a cell), then those that predict no loss '
+            '(Approach 2) by their mean rank of the ln N* error at held-out IsoFLOP budgets; with '
+            'the median errors, cells won, and the fits that failed or were not identified '
+            '(counted, not dropped). fits.nc group leaderboard holds the table; group scores '
+            'every cell.', _figure_leaderboard),
+        "error_heatmap": (
+            'Held-out loss error (median relative error, colour on a log scale) of each procedure '
+            '(rows) on each family (columns), per split. Grey: the procedure does not predict '
+            'loss, failed, or the split was not run.', _figure_error_heatmap),
+        "nstar_heatmap": (
+            "Error in ln N* at held-out IsoFLOP budgets (observed N*: each budget's raw-loss "
+            'parabola vertex), per procedure and IsoFLOP family.', _figure_nstar_heatmap),
+        "allocation_spread": (
+            'Compute-optimal tokens per parameter at 5.88e23 FLOP from every procedure fitted on '
+            'all points of each family; the spread across procedures on the same data.', _figure_allocation_spread),
+        "coverage": (
+            'Prediction intervals of the reference procedure (Chinchilla, log-Huber) on the '
+            'held-out points: empirical against nominal coverage per family and split (dashed: '
+            'equality).', _figure_coverage),
+    }
 
-        def cell(family, procedure, variable):
-            if not have_all or family not in families or procedure not in procedures:
-                return math.nan, ""
-            s = scores.sel(family=family, procedure=procedure, split="all")
-            return float(s[variable]), str(s["status"].values)
-
-        intervals = fits["intervals"].to_dataset() if "intervals" in fits else None
-
-        def interval(claim):
-            """(value, (low, high), status, premises) of a claim's cell."""
-            family, procedure, quantity = CLAIM_CELLS[claim]
-            if intervals is None or claim not in intervals["claim"].values:
-                return math.nan, (math.nan, math.nan), "not run", (
-                    Premise(f"{family} and {procedure} are in the run", False, "not run"),)
-            row = intervals.sel(claim=claim)
-            status = str(row["status"].values)
-            value = float(row[quantity])
-            ci = (float(row[f"{quantity}_low"]), float(row[f"{quantity}_high"]))
-            premises = [Premise(f"{family} and {procedure} are in the run",
-                                status != "not in this run", status),
-                        Premise("the fit is identified", status == "ok",
-                                str(row["reason"].values) or status)]
-            if quantity == "a":
-                budgets = int(row["budgets"])
-                premises.append(Premise("at least 3 budgets have their minimum inside the sampled "
-                                        "sizes", budgets >= 3, f"{budgets} budgets"))
-            else:
-                at_bound = str(row["at_bound"].values)
-                premises.append(Premise("no fitted parameter at a bound", not at_bound,
-                                        at_bound or "none"))
-            return value, ci, status, tuple(premises)
-
-        value, ci, status, premises = interval("epoch_reference_allocation")
-        claims.add(
+    CLAIMS = (
+        ClaimSpec(
             "epoch_reference_allocation",
             "Our reference procedure (Chinchilla form, log-Huber δ = 1e-3, full grid) fitted on "
             "Epoch's 240 points gives the compute-optimal D/N at 5.88e23 FLOP of Epoch's "
             "published fit",
             "D/N = 18.3 from Besiroglu et al. 2024's published parameters (A 482.01, B 2085.43, "
             "α 0.3478, β 0.3658; reference fitting.md §3.3 and §4)",
-            "paper (recomputed from its parameters)", 18.3, 1.8, value,
-            f"backtest refit on every point, status {status}",
+            "paper (recomputed from its parameters)", 18.3, 1.8,
             deviations="log-Huber δ = 1e-3 where Epoch minimise a Huber likelihood (≈ log-MAE: "
                        "18.3 against our 17.9 on the same points). The tolerance, 10 %, is ours; "
-                       "the interval resamples points (one descent from the optimum each)",
-            ci=ci, premises=premises)
-        value, ci, status, premises = interval("porian_tuned_rw_exponent")
-        claims.add(
+                       "the interval resamples points (one descent from the optimum each)"),
+        ClaimSpec(
             "porian_tuned_rw_exponent",
             "Approach 2 on Porian et al.'s tuned RefinedWeb IsoFLOP points (tuned / short warmup / "
             "constant LR / standard counting / validation loss) gives N* ∝ C^a with a ≈ 0.5",
             "a = 0.497 (0.491, 0.505) (Porian et al. 2024, recomputed in reference fitting.md §5.3)",
-            "paper (recomputed)", 0.497, 0.015, value,
-            f"approach2_akima on all budgets, status {status}",
+            "paper (recomputed)", 0.497, 0.015,
             deviations="an Akima minimum per budget and an unweighted power law; Porian weight "
                        "each budget by its seed-noise bootstrap (1/σ²). The estimator alone moves "
                        "a by ≈ ±0.015 (fitting.md §5.2), the tolerance used. Our interval "
-                       "resamples whole budgets, not seed noise, so it is wider than Porian's",
-            ci=ci, premises=premises)
-        value, ci, status, premises = interval("llama3_token_exponent")
-        claims.add(
+                       "resamples whole budgets, not seed noise, so it is wider than Porian's"),
+        ClaimSpec(
             "llama3_token_exponent",
             "Approach 2 on Llama 3's IsoFLOP points (a parabola per budget, then a power law) "
             "gives the compute-optimal tokens D*(C) ∝ C^b with Llama 3's exponent",
             "b = 0.53 (Llama Team 2024, §3.2.1: N*(C) = A·C^α for the optimal number of training "
             "tokens, (α, A) = (0.53, 0.29); secondary sources print 0.537)",
-            "paper (digitised data)", 0.53, 0.03, 1 - value,
-            f"1 − a of approach2_parabola on every budget, status {status}",
+            "paper (digitised data)", 0.53, 0.03,
             deviations="the points are digitised from the paper's Figure 2 (N = C/6D), so the "
                        "tolerance ±0.03 allows for the digitisation and the estimator; the "
-                       "interval resamples whole budgets",
-            ci=(1 - ci[1], 1 - ci[0]), premises=premises)
-        ratios, names = [], []
-        if have_all and "misfitting_final" in families:
-            for p in ("chinchilla", "chinchilla_tied", "vpnls", "mse", "huber_1e-2"):
-                v, st = cell("misfitting_final", p, "D_over_N")
-                if st == "ok" and math.isfinite(v) and v > 0:
-                    ratios.append(v)
-                    names.append(p)
-        spread = max(ratios) / min(ratios) if len(ratios) >= 2 else math.nan
-        claims.add(
+                       "interval resamples whole budgets"),
+        ClaimSpec(
             "misfitting_form_spread",
             "On the (Mis)Fitting runs, fits of similar quality with different forms or objectives "
             "extrapolate to very different compute-optimal allocations (our reading: D/N at "
             "5.88e23 FLOP differs by more than 2× across procedures)",
             "qualitative: 'very different N_opt at Chinchilla-scale compute' (Li et al. 2025, §4; "
             "reference fitting.md §9)", "paper (qualitative; the 2× threshold is ours)",
-            5001.0, 4999.0, spread,
-            "max/min D/N over " + (", ".join(names) or "no procedure") + " on misfitting_final",
+            5001.0, 4999.0,
             deviations="the paper states no number; we test a ratio between 2 and 1e4. No "
-                       "interval: it would take a bootstrap of five procedures' full fits",
+                       "interval: it would take a bootstrap of five procedures' full fits"),
+    )
+
+    @staticmethod
+    def _interval(intervals, claim) -> tuple:
+        """(value, (low, high), status, premises) of a claim's cell."""
+        family, procedure, quantity = CLAIM_CELLS[claim]
+        if intervals is None or claim not in intervals["claim"].values:
+            return math.nan, (math.nan, math.nan), "not run", (
+                Premise(f"{family} and {procedure} are in the run", False, "not run"),)
+        row = intervals.sel(claim=claim)
+        status = str(row["status"].values)
+        value = float(row[quantity])
+        ci = (float(row[f"{quantity}_low"]), float(row[f"{quantity}_high"]))
+        premises = [Premise(f"{family} and {procedure} are in the run",
+                            status != "not in this run", status),
+                    Premise("the fit is identified", status == "ok",
+                            str(row["reason"].values) or status)]
+        if quantity == "a":
+            budgets = int(row["budgets"])
+            premises.append(Premise("at least 3 budgets have their minimum inside the sampled "
+                                    "sizes", budgets >= 3, f"{budgets} budgets"))
+        else:
+            at_bound = str(row["at_bound"].values)
+            premises.append(Premise("no fitted parameter at a bound", not at_bound,
+                                    at_bound or "none"))
+        return value, ci, status, tuple(premises)
+
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        scores = fits["scores"].to_dataset()
+        families = list(scores["family"].values.astype(str))
+        procedures = list(scores["procedure"].values.astype(str))
+        have_all = "all" in scores["split"].values
+        intervals = fits["intervals"].to_dataset() if "intervals" in fits else None
+        out = {}
+        value, ci, status, premises = self._interval(intervals, "epoch_reference_allocation")
+        out["epoch_reference_allocation"] = Measured(
+            value, f"backtest refit on every point, status {status}", ci=ci, premises=premises)
+        value, ci, status, premises = self._interval(intervals, "porian_tuned_rw_exponent")
+        out["porian_tuned_rw_exponent"] = Measured(
+            value, f"approach2_akima on all budgets, status {status}", ci=ci, premises=premises)
+        value, ci, status, premises = self._interval(intervals, "llama3_token_exponent")
+        out["llama3_token_exponent"] = Measured(
+            1 - value, f"1 − a of approach2_parabola on every budget, status {status}",
+            ci=(1 - ci[1], 1 - ci[0]), premises=premises)
+        ratios, names = [], []
+        if have_all and "misfitting_final" in families:
+            for p in ("chinchilla", "chinchilla_tied", "vpnls", "mse", "huber_1e-2"):
+                if p not in procedures:
+                    continue
+                cell = scores.sel(family="misfitting_final", procedure=p, split="all")
+                v, st = float(cell["D_over_N"]), str(cell["status"].values)
+                if st == "ok" and math.isfinite(v) and v > 0:
+                    ratios.append(v)
+                    names.append(p)
+        out["misfitting_form_spread"] = Measured(
+            max(ratios) / min(ratios) if len(ratios) >= 2 else math.nan,
+            "max/min D/N over " + (", ".join(names) or "no procedure") + " on misfitting_final",
             premises=(Premise("at least two identified fits on misfitting_final", len(ratios) >= 2,
                               f"{len(ratios)} identified" if "misfitting_final" in families
                               else "misfitting_final is not in this run"),))
-        return claims
+        return out

@@ -195,9 +195,7 @@ class Study(ABC):
     def draw_figure(self, name: str, cube: xr.Dataset, fits: xr.Dataset) -> Figure:
         if name not in self.figures:
             raise KeyError(f"study {self.name!r} has no figure {name!r}")
-        if name in self.FIGURES:
-            return self.FIGURES[name][1](self, cube, fits)
-        return getattr(self, f"figure_{name}")(cube, fits)
+        return self.FIGURES[name][1](self, cube, fits)
 
     def claim_specs(self, cube: xr.Dataset) -> tuple[ClaimSpec, ...]:
         """The claims this study instance tests: ``CLAIMS``, or rows generated from the

@@ -258,28 +258,6 @@ class PublishedStudy(NoTrainingStudy):
     # one core: its fit is mostly the MPL refit of 3 model sizes, which on 2 workers leaves one
     # idle for the third size; serially, and started first, the other core keeps training
     fit_threads = 1
-    figures = {
-        "chinchilla_surface": "Epoch's reconstruction of Chinchilla's points (colour: loss) with "
-                              "the iso-loss contours of our log-Huber refit and its compute-optimal "
-                              "frontier.",
-        "isoflop_curves": "Porian et al.'s IsoFLOP profiles (tuned RW): loss vs N per budget, the "
-                          "Akima minimum per budget, and the fitted N*(C).",
-        "frontier": "Compute-optimal N*(C): our Chinchilla refit with its 95 % bootstrap band, "
-                    "Hoffmann's rounded fit and Porian's tuned-RW IsoFLOP law.",
-        "residuals": "Log-residuals on the 240 Epoch points: Hoffmann's published parameters vs "
-                     "our refit.",
-        "fitting_choices": "Tokens per parameter at Chinchilla compute (5.88e23 FLOP) under "
-                           "different fitting choices on the same data.",
-        "prediction_coverage": "Prediction intervals tested by extrapolation: fit the Chinchilla "
-                               "law on the smaller part of each published dataset, predict the "
-                               "held-out larger part with an interval (parameter bootstrap + "
-                               "residual scatter), and count the held-out points inside it "
-                               "against the nominal level (dashed). fits.nc group "
-                               "prediction_coverage holds the table.",
-        "mpl_curves": "Multi-Power Law: observed loss curves (dots) and the refit's predictions "
-                      "(lines) per schedule, 25M model; the three training schedules are solid.",
-    }
-
     def __init__(self, name: str, section: dict, config: dict):
         super().__init__(name, section, config)
         if not section.get("coverage_resamples", 1):  # the table is skipped (ci preset)
@@ -549,7 +527,7 @@ class PublishedStudy(NoTrainingStudy):
                               n_jobs,
                               self.COVERAGE_LEVELS)
 
-    def figure_prediction_coverage(self, cube, fits):
+    def _figure_prediction_coverage(self, cube, fits):
         cov = fits["prediction_coverage"].to_dataset()
         datasets = list(cov["dataset"].values.astype(str))
         fig, axes = new_figure(len(cov["split"]), 1, width=4.4, height=0.32 * len(datasets) + 1.6,
@@ -747,7 +725,7 @@ class PublishedStudy(NoTrainingStudy):
         return ds
 
     # ---- figures -------------------------------------------------------------------------------
-    def figure_chinchilla_surface(self, cube, fits):
+    def _figure_chinchilla_surface(self, cube, fits):
         pts = cube["chinchilla"].to_dataset()
         fit = fits["epoch_huber"].to_dataset()
         est = dict(zip(fit["parameter"].values.tolist(), fit["estimate"].values))
@@ -769,7 +747,7 @@ class PublishedStudy(NoTrainingStudy):
         ax.legend(loc="upper left")
         return fig
 
-    def figure_isoflop_curves(self, cube, fits):
+    def _figure_isoflop_curves(self, cube, fits):
         points = cube["porian_isoflop"].to_dataset().to_dataframe()
         tuned = tuned_rw(points)
         iso = fits["porian_isoflop"].to_dataset()
@@ -797,7 +775,7 @@ class PublishedStudy(NoTrainingStudy):
         ax2.legend(fontsize=7)
         return fig
 
-    def figure_frontier(self, cube, fits):
+    def _figure_frontier(self, cube, fits):
         fit = fits["epoch_huber"].to_dataset()
         flops = fit["frontier_flops"].values
         fig, axes = new_figure(width=5.4, height=4.0)
@@ -818,7 +796,7 @@ class PublishedStudy(NoTrainingStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_residuals(self, cube, fits):
+    def _figure_residuals(self, cube, fits):
         points = self._epoch_points(cube["chinchilla"].to_dataset())
         fit = fits["epoch_huber"].to_dataset()
         form = LawFit("chinchilla").form
@@ -836,7 +814,7 @@ class PublishedStudy(NoTrainingStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_fitting_choices(self, cube, fits):
+    def _figure_fitting_choices(self, cube, fits):
         var = fits["epoch_variants"].to_dataset()
         key = f"D_over_N@{CHINCHILLA_C:.3g}".replace("+", "")
         fig, axes = new_figure(width=6.4, height=3.6)
@@ -858,7 +836,7 @@ class PublishedStudy(NoTrainingStudy):
         ax.legend(fontsize=7)
         return fig
 
-    def figure_mpl_curves(self, cube, fits):
+    def _figure_mpl_curves(self, cube, fits):
         df = cube["mpl"].to_dataset().to_dataframe()
         df = df[(df["size_m"] == MPL_SIZES[0])]
         mpl = fits["mpl"].to_dataset()
@@ -881,6 +859,32 @@ class PublishedStudy(NoTrainingStudy):
         return fig
 
     # ---- claims --------------------------------------------------------------------------------
+    FIGURES = {
+        "chinchilla_surface": (
+            "Epoch's reconstruction of Chinchilla's points (colour: loss) with the iso-loss "
+            'contours of our log-Huber refit and its compute-optimal frontier.', _figure_chinchilla_surface),
+        "isoflop_curves": (
+            "Porian et al.'s IsoFLOP profiles (tuned RW): loss vs N per budget, the Akima minimum "
+            'per budget, and the fitted N*(C).', _figure_isoflop_curves),
+        "frontier": (
+            "Compute-optimal N*(C): our Chinchilla refit with its 95 % bootstrap band, Hoffmann's "
+            "rounded fit and Porian's tuned-RW IsoFLOP law.", _figure_frontier),
+        "residuals": (
+            "Log-residuals on the 240 Epoch points: Hoffmann's published parameters vs our refit.", _figure_residuals),
+        "fitting_choices": (
+            'Tokens per parameter at Chinchilla compute (5.88e23 FLOP) under different fitting '
+            'choices on the same data.', _figure_fitting_choices),
+        "prediction_coverage": (
+            'Prediction intervals tested by extrapolation: fit the Chinchilla law on the smaller '
+            'part of each published dataset, predict the held-out larger part with an interval '
+            '(parameter bootstrap + residual scatter), and count the held-out points inside it '
+            'against the nominal level (dashed). fits.nc group prediction_coverage holds the '
+            'table.', _figure_prediction_coverage),
+        "mpl_curves": (
+            "Multi-Power Law: observed loss curves (dots) and the refit's predictions (lines) per "
+            'schedule, 25M model; the three training schedules are solid.', _figure_mpl_curves),
+    }
+
     def claims(self, cube, fits) -> list[Claim]:
         out = ClaimList(self.preset)
         claim = out.add

@@ -48,18 +48,14 @@ class RunsStudy(NoTrainingStudy):
         from scaling_atlas.laws import get_form
 
         self._table_cache = None
-        self.figures = {"fit": "Observed against predicted target (the dashed line is equality) "
-                               "and the residuals in the fit's space, for the law fitted to "
-                               f"{section.get('data')}."}
+        # the captions name the user's file; the frontier needs a law with an allocation
+        self.figures = {"fit": self.figures["fit"].format(data=section.get("data"))}
         try:
             form = get_form(section.get("law", "chinchilla"))
         except ValueError:
             return  # validate() names the problem
         if form.has_allocation and not section.get("columns", {}).get("group"):
-            self.figures["frontier"] = (
-                "Each run's target against its compute C (colour: N), the fitted compute-optimal "
-                "frontier L*(C), and the requested predictions with their intervals (parameter "
-                "bootstrap + residual scatter).")
+            self.figures["frontier"] = type(self).figures["frontier"]
 
     # ---- config ----------------------------------------------------------------------------------
     @property
@@ -380,7 +376,7 @@ class RunsStudy(NoTrainingStudy):
 
         return LawFit.from_dataset(fits["law"].to_dataset())
 
-    def figure_fit(self, cube, fits):
+    def _figure_fit(self, cube, fits):
         law = fits["law"].to_dataset()
         points = self._points(cube)
         observed = points["target"].to_numpy(float)
@@ -399,7 +395,7 @@ class RunsStudy(NoTrainingStudy):
                           target=self.cfg["target_name"],
                           title=f"{self.cfg['law']}: {law.attrs['equation']}", space=space)
 
-    def figure_frontier(self, cube, fits):
+    def _figure_frontier(self, cube, fits):
         from scaling_atlas.figures import new_figure
         from scaling_atlas.laws import optimal_allocation
 
@@ -447,6 +443,14 @@ class RunsStudy(NoTrainingStudy):
             for i, name in enumerate(mult["quantity"].values.astype(str)):
                 values[name] = tuple(float(mult[k].values[i]) for k in ("estimate", "ci_low", "ci_high"))
         return values
+
+    FIGURES = {
+        "fit": ("Observed against predicted target (the dashed line is equality) and the "
+                "residuals in the fit's space, for the law fitted to {data}.", _figure_fit),
+        "frontier": ("Each run's target against its compute C (colour: N), the fitted "
+                     "compute-optimal frontier L*(C), and the requested predictions with their "
+                     "intervals (parameter bootstrap + residual scatter).", _figure_frontier),
+    }
 
     def claims(self, cube, fits) -> ClaimList:
         law = fits["law"].to_dataset()
