@@ -36,7 +36,7 @@ def baseline(points: pd.DataFrame):
     X = {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()}
     y = points["loss"].to_numpy()
     best = None
-    for start in engine.form.default_starts():
+    for start in engine.law_form.default_starts():
         res = optimize.minimize(engine._value_and_grad, start, args=(X, y, None), jac=True,
                                 method="L-BFGS-B")
         if best is None or res.fun < best.fun:

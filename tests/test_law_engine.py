@@ -94,7 +94,7 @@ class _NoAnalytic:
     """A form wrapper whose Jacobian is unknown, so the engine falls back to differences."""
 
     def __init__(self, form):
-        self.form = form
+        self.form = self.law_form = form
 
     def __getattr__(self, name):
         return getattr(self.form, name)
@@ -171,7 +171,7 @@ def test_vpnls_reaches_the_linear_least_squares_optimum():
     pts = synthetic_points(noise=0.01, seed=4)
     vp = LawFit("chinchilla", solver="vpnls").fit(pts, pts["loss"])
     ls = LawFit("chinchilla", Objective("mse", space="linear")).fit(pts, pts["loss"])
-    assert vp.objective.space == "linear" and vp.objective.loss == "mse"
+    assert vp.fit_objective.space == "linear" and vp.fit_objective.loss == "mse"
     assert vp.objective_value_ == pytest.approx(ls.objective_value_, rel=1e-6)
     assert vp.natural_["alpha"] == pytest.approx(ls.natural_["alpha"], rel=1e-4)
 
@@ -344,3 +344,20 @@ def test_tissue_law_is_recovered_from_its_own_curve():
     vp = LawFit("lr_annealing", solver="vpnls").fit(X, y)
     assert vp.theta_ == pytest.approx(truth, rel=1e-4)
     assert math.isfinite(fit.objective_value_)
+
+
+def test_settings_stay_as_given_and_vpnls_refuses_another_objective():
+    """scikit-learn's rule: construction stores the settings and changes none of them; what a
+    fit used is read from properties and ``_`` attributes. VPNLS is least squares in linear
+    space by construction, so it refuses another objective instead of replacing it."""
+    from scaling_atlas.laws import LawFit, Objective
+    from scaling_atlas.laws.engine import VPNLS_OBJECTIVE
+
+    fit = LawFit("chinchilla")
+    assert fit.form == "chinchilla" and fit.objective is None
+    assert fit.law_form.name == "chinchilla" and fit.fit_objective == Objective()
+    vp = LawFit("chinchilla", solver="vpnls")
+    assert vp.objective is None and vp.fit_objective == VPNLS_OBJECTIVE
+    assert LawFit("chinchilla", VPNLS_OBJECTIVE, solver="vpnls").fit_objective == VPNLS_OBJECTIVE
+    with pytest.raises(ValueError, match="VPNLS minimises least squares in linear loss space"):
+        LawFit("chinchilla", Objective("huber"), solver="vpnls")

@@ -113,12 +113,14 @@ def test_a_group_may_describe_a_name_its_own_way_and_cite_its_attributes():
 
     tree = xr.DataTree.from_dict({
         "/a1": xr.Dataset({"n_opt": ((), 1.0)}),
-        "/a2": xr.Dataset({"n_opt": ((), 2.0), "residual": ("point", [0.1])},
-                          attrs={"objective_space": "log", "tail_from": 0.9})})
+        "/a2": xr.Dataset({"n_opt": ((), 2.0), "residual": ("point", [0.1]), "loss": ((), 3.0)},
+                          attrs={"objective_space": "log", "tail_from": "0.9 (a string copy)"})})
     Grouped("toy", {"tail_from": 0.5}, {}).describe(tree)
     assert tree["a1/n_opt"].attrs["long_name"] == "N of the run with the lowest loss"
     assert tree["a2/n_opt"].attrs["long_name"] == "loss-minimising N"
     assert tree["a2/residual"].attrs["long_name"] == "residual in log space"
+    # a setting wins over the group's attribute of the same name (often its string copy)
+    assert tree["a2/loss"].attrs["long_name"] == "loss at N, over t ≥ 0.5·T"
     with pytest.raises(ValueError, match="a3/rmse"):
         Grouped("toy", {"tail_from": 0.5}, {}).describe(
             xr.DataTree.from_dict({"/a3": xr.Dataset({"rmse": ((), 1.0)})}))

@@ -139,8 +139,8 @@ def cmd_fit(args) -> int:
 
 def _describe(fit) -> str:
     ci = fit.intervals()
-    lines = [f"{fit.form.name}: {fit.form.equation}",
-             f"  {fit.n_points_} points, objective {fit.objective.loss} in {fit.objective.space} "
+    lines = [f"{fit.law_form.name}: {fit.law_form.equation}",
+             f"  {fit.n_points_} points, objective {fit.fit_objective.loss} in {fit.fit_objective.space} "
              f"space = {fit.objective_value_:.6g}; best reached by {fit.n_reached_best_} of "
              f"{fit.n_refined_} refined starts ({fit.n_starts_} screened)"]
     for name, value in fit.natural_.items():
@@ -163,10 +163,10 @@ def _fit_figure(fit, table, columns, target, path):
     from scaling_atlas.figures.laws import fit_figure
     from scaling_atlas.figures.style import REPRODUCIBLE_METADATA
 
-    first = fit.form.variables[0]
-    fig = fit_figure(fit.y_, fit.form.predict(fit.theta_[None, :], fit.X_)[0], fit.residuals_,
+    first = fit.law_form.variables[0]
+    fig = fit_figure(fit.y_, fit.law_form.predict(fit.theta_[None, :], fit.X_)[0], fit.residuals_,
                      fit.X_[first], x_label=f"{first} (column {columns[first]!r})", target=target,
-                     title=f"{fit.form.name}: {fit.form.equation}", space=fit.objective.space)
+                     title=f"{fit.law_form.name}: {fit.law_form.equation}", space=fit.fit_objective.space)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, metadata=REPRODUCIBLE_METADATA["png"], dpi=120)
     plt.close(fig)
@@ -216,11 +216,11 @@ def cmd_predict(args) -> int:
         compute = at["C"]
         X = None
     else:
-        missing = [v for v in fit.form.variables if v not in at]
-        extra = [k for k in at if k not in fit.form.variables]
+        missing = [v for v in fit.law_form.variables if v not in at]
+        extra = [k for k in at if k not in fit.law_form.variables]
         if missing or extra:
-            raise InputError(f"--at: form {fit.form.name!r} takes {', '.join(fit.form.variables)}"
-                             + ("" if fit.form.name not in ("chinchilla", "chinchilla_tied")
+            raise InputError(f"--at: form {fit.law_form.name!r} takes {', '.join(fit.law_form.variables)}"
+                             + ("" if fit.law_form.name not in ("chinchilla", "chinchilla_tied")
                                 else " (or C alone)") + f"; got {', '.join(at)}")
         lengths = {len(v) for v in at.values()}
         if len(lengths) > 1 and 1 not in lengths:
@@ -245,7 +245,7 @@ def cmd_predict(args) -> int:
     level = int(round(100 * table.attrs["level"]))
     for _, row in table.iterrows():
         point = ", ".join(f"{k}={row[k]:.4g}" for k in (["C", "N", "D"] if compute is not None
-                                                       else fit.form.variables))
+                                                       else fit.law_form.variables))
         print(f"{point}: {row['prediction']:.6g}  {level} % interval [{row['low']:.6g}, "
               f"{row['high']:.6g}]  (parameters alone [{row['param_low']:.6g}, "
               f"{row['param_high']:.6g}])")

@@ -51,7 +51,9 @@ class Procedure:
     slow: bool = False
 
     def law_fit(self) -> LawFit:
-        return LawFit(self.form, objective=Objective(**self.objective), **self.settings)
+        """The procedure's unfitted ``LawFit`` (no objective given: the solver's own)."""
+        objective = Objective(**self.objective) if self.objective else None
+        return LawFit(self.form, objective=objective, **self.settings)
 
 
 #: a single neutral start, the midpoint of the default grid (ln A = ln B = 5, ln E = 0, α = β = 0.5)
@@ -211,7 +213,7 @@ def run_procedure(procedure: Procedure, train: pd.DataFrame, test: pd.DataFrame 
     out["converged"] = bool(fit.converged_)
     if test is not None and len(test):
         out.update(_loss_scores(fit.predict(test), test["loss"]))
-    if fit.form.has_allocation:
+    if fit.law_form.has_allocation:
         p = fit.natural_
         beta = p.get("beta", p["alpha"])
         n_at = lambda c: optimal_allocation(p["A"], p["B"], p["alpha"], beta, c)[0]
@@ -280,8 +282,8 @@ def procedure_interval(procedure: Procedure | str, points: pd.DataFrame, quantit
     fit, reason = _fit_parametric(procedure, points)
     if fit is None:
         return {**out, "status": "failed", "reason": reason}
-    if not fit.form.has_allocation:
-        return {**out, "status": "not applicable", "reason": f"{fit.form.name} has no allocation"}
+    if not fit.law_form.has_allocation:
+        return {**out, "status": "not applicable", "reason": f"{fit.law_form.name} has no allocation"}
     derived = chinchilla_derived([REFERENCE_C])
     out["value"] = fit.derived_estimates(derived)[key]
     out["at_bound"] = ",".join(fit.parameters_at_bound())

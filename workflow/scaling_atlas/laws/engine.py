@@ -147,12 +147,17 @@ LAWFIT_VARIABLES = {
     "refined_start": ("grid start refined by L-BFGS-B", "1"),
 }
 
+#: what VPNLS minimises, by construction: least squares in linear loss space, summed
+VPNLS_OBJECTIVE = Objective("mse", space="linear", reduction="sum")
+
 @dataclass
 class LawFit:
     """Fit one law form to data. Parameters are set at construction, results after ``fit``.
 
     form: a registered name (``get_form``) or a ``LawForm`` instance.
-    objective: an ``Objective`` (default log-Huber, δ = 1e−3, summed).
+    objective: an ``Objective``; None (default) takes the solver's own: log-Huber, δ = 1e−3,
+        summed for L-BFGS-B, least squares in linear space for VPNLS (``fit_objective`` says
+        which; VPNLS refuses any other).
     starts: None (the form's default grid), an (S, P) array, or a dict of per-parameter values
         (their product).
     top_k: how many of the best grid starts L-BFGS-B refines.
@@ -180,7 +185,7 @@ class LawFit:
     """
 
     form: str | LawForm
-    objective: Objective = field(default_factory=Objective)
+    objective: Objective | None = None
     starts: np.ndarray | dict | None = None
     top_k: int = 32
     screen_points: int | None = 20_000
@@ -195,20 +200,40 @@ class LawFit:
     derived: Callable[[dict], dict] | None = None
 
     def __post_init__(self):
-        self.form = get_form(self.form)
+        """Checks the settings and changes none of them (the fitted state comes from ``fit``)."""
+        law = self.law_form
         if self.solver not in ("lbfgsb", "vpnls"):
             raise ValueError(f"unknown solver {self.solver!r}; use 'lbfgsb' or 'vpnls'")
         if self.nan_policy not in ("raise", "drop"):
             raise ValueError(f"nan_policy must be 'raise' or 'drop', got {self.nan_policy!r}")
         if self.solver == "vpnls":
-            if not hasattr(self.form, "linear_basis"):
-                raise ValueError(f"form {self.form.name!r} has no linear part; VPNLS needs one")
-            # VPNLS is least squares in linear loss space by construction
-            self.objective = Objective("mse", space="linear", reduction="sum")
-        unknown = set(self.bounds or {}) - set(self.form.param_names)
+            if not hasattr(law, "linear_basis"):
+                raise ValueError(f"form {law.name!r} has no linear part; VPNLS needs one")
+            if self.objective is not None and self.objective != VPNLS_OBJECTIVE:
+                raise ValueError(f"VPNLS minimises least squares in linear loss space, not "
+                                 f"{self.objective}; leave objective unset or use the lbfgsb "
+                                 "solver for another objective")
+        unknown = set(self.bounds or {}) - set(law.param_names)
         if unknown:
             raise ValueError(f"bounds for unknown parameter(s) {sorted(unknown)} of form "
-                             f"{self.form.name!r} ({', '.join(self.form.param_names)})")
+                             f"{law.name!r} ({', '.join(law.param_names)})")
+
+    @property
+    def law_form(self) -> LawForm:
+        """The form object of ``form`` (a registered name or a ``LawForm``)."""
+        cached = self.__dict__.get("_law_form")
+        if cached is None or cached[0] is not self.form:
+            cached = (self.form, get_form(self.form))
+            self.__dict__["_law_form"] = cached
+        return cached[1]
+
+    @property
+    def fit_objective(self) -> Objective:
+        """The objective minimised: ``objective``, else the solver's own (log-Huber δ = 1e−3
+        summed for L-BFGS-B; least squares in linear space for VPNLS)."""
+        if self.objective is not None:
+            return self.objective
+        return VPNLS_OBJECTIVE if self.solver == "vpnls" else Objective()
 
     # ---- data ----------------------------------------------------------------------------------
     def _prepare(self, X, y, weights=None, groups=None, columns=None):
@@ -217,7 +242,7 @@ class LawFit:
         A pandas target (or weights) is matched to a DataFrame ``X`` by index label, never by
         position: a shuffled Series is realigned, one with other labels is refused.
         """
-        form = self.form
+        form = self.law_form
         columns = columns or {}
         labels = X.index.to_numpy() if isinstance(X, pd.DataFrame) else None
         missing = [v for v in form.variables if columns.get(v, v) not in X]
@@ -264,12 +289,12 @@ class LawFit:
             if bad.any():
                 named = "" if columns.get(v, v) == v else f" (column {columns[v]!r})"
                 raise FitDataError(f"non-positive {v}{named} in row(s) {_rows(labels, bad)}")
-        if self.objective.space == "log":
+        if self.fit_objective.space == "log":
             bad = keep & ~(y > 0)
             if bad.any():
                 raise FitDataError(f"non-positive target in row(s) {_rows(labels, bad)} "
                                    "(a log-space objective needs a positive target)")
-        if self.objective.space == "loglog":
+        if self.fit_objective.space == "loglog":
             bad = keep & ~((y > 0) & (y < 1))
             if bad.any():
                 raise FitDataError(f"target outside (0, 1) in row(s) {_rows(labels, bad)} "
@@ -303,36 +328,36 @@ class LawFit:
     def _start_grid(self) -> np.ndarray:
         starts = self.starts
         if starts is None:
-            starts = self.form.default_starts()
+            starts = self.law_form.default_starts()
         elif isinstance(starts, dict):
             from scaling_atlas.laws.forms import grid
 
-            missing = [p for p in self.form.param_names if p not in starts]
+            missing = [p for p in self.law_form.param_names if p not in starts]
             if missing:
                 raise ValueError(f"starts lack parameter(s) {missing}")
-            starts = grid(**{p: np.atleast_1d(starts[p]) for p in self.form.param_names})
+            starts = grid(**{p: np.atleast_1d(starts[p]) for p in self.law_form.param_names})
         starts = np.atleast_2d(np.asarray(starts, float))
-        if starts.shape[1] != len(self.form.params):
-            raise ValueError(f"starts have {starts.shape[1]} columns; form {self.form.name!r} "
-                             f"has {len(self.form.params)} parameters")
+        if starts.shape[1] != len(self.law_form.params):
+            raise ValueError(f"starts have {starts.shape[1]} columns; form {self.law_form.name!r} "
+                             f"has {len(self.law_form.params)} parameters")
         lower, upper = np.array(self.fit_bounds).T
         inside = np.all((starts >= lower) & (starts <= upper), axis=1)
         if not inside.any():
             raise ValueError(
-                f"the bounds {dict(zip(self.form.param_names, self.fit_bounds))} exclude every "
+                f"the bounds {dict(zip(self.law_form.param_names, self.fit_bounds))} exclude every "
                 f"one of the {len(starts)} starts; widen the bounds or pass starts inside them"
             )
         return starts[inside]
 
     @property
     def fit_bounds(self) -> list[tuple[float, float]]:
-        bounds = dict(zip(self.form.param_names, self.form.bounds))
+        bounds = dict(zip(self.law_form.param_names, self.law_form.bounds))
         bounds.update(self.bounds or {})
-        return [bounds[p] for p in self.form.param_names]
+        return [bounds[p] for p in self.law_form.param_names]
 
     # ---- objective -----------------------------------------------------------------------------
     def _jacobian(self, theta, X):
-        jac = self.form.jacobian(theta, X)
+        jac = self.law_form.jacobian(theta, X)
         if jac is not None:
             return jac
         # central differences for all parameters in one vectorised call
@@ -342,25 +367,25 @@ class LawFit:
         for p in range(P):
             shifted[:, 2 * p, p] += step[:, p]
             shifted[:, 2 * p + 1, p] -= step[:, p]
-        pred = self.form.predict(shifted.reshape(K * 2 * P, P), X).reshape(K, 2 * P, -1)
+        pred = self.law_form.predict(shifted.reshape(K * 2 * P, P), X).reshape(K, 2 * P, -1)
         return np.stack([(pred[:, 2 * p] - pred[:, 2 * p + 1]) / (2 * step[:, p : p + 1])
                          for p in range(P)], axis=-1)
 
     def _objective_values(self, theta, X, y, w, delta=None):
         with np.errstate(all="ignore"):
-            r = self.objective.residuals(self.form.predict(theta, X), y)
-            values = self.objective.value(r, w, delta)
+            r = self.fit_objective.residuals(self.law_form.predict(theta, X), y)
+            values = self.fit_objective.value(r, w, delta)
         return np.where(np.isfinite(values), values, np.inf)
 
     def _value_and_grad(self, theta_1d, X, y, w, delta=None, scale=1.0):
         theta = theta_1d[None, :]
         with np.errstate(all="ignore"):
-            pred, jac = self.form.predict_and_jacobian(theta, X)
+            pred, jac = self.law_form.predict_and_jacobian(theta, X)
             if jac is None:
                 jac = self._jacobian(theta, X)
-            r = self.objective.residuals(pred, y)
-            value, slope = self.objective.value_and_slope(r, w, delta)
-            jac = jac[0] * self.objective.transform_slope(pred[0])[:, None]
+            r = self.fit_objective.residuals(pred, y)
+            value, slope = self.fit_objective.value_and_slope(r, w, delta)
+            jac = jac[0] * self.fit_objective.transform_slope(pred[0])[:, None]
             grad = slope[0] @ jac
         if not np.isfinite(value[0]) or not np.all(np.isfinite(grad)):
             return 1e300, np.zeros_like(theta_1d)
@@ -372,8 +397,8 @@ class LawFit:
         ``scale`` multiplies the objective inside the optimiser only (results are unscaled).
         """
         deltas = [None]
-        if self.objective.loss == "mae":
-            deltas = [self.objective.delta * 10.0**-i for i in range(0, 3)]
+        if self.fit_objective.loss == "mae":
+            deltas = [self.fit_objective.delta * 10.0**-i for i in range(0, 3)]
         x, result = np.asarray(start, float), None
         unit = self._parameter_units(x, X) if self.scale_objective else np.ones_like(x)
         bounds = [(lo / u, hi / u) for (lo, hi), u in zip(self.fit_bounds, unit)]
@@ -390,7 +415,7 @@ class LawFit:
             result.x = result.x * unit
             x = result.x
             result.fun = result.fun / scale
-        if self.objective.loss == "mae":
+        if self.fit_objective.loss == "mae":
             result = self._polish_l1(result, X, y, w)
         return result
 
@@ -409,15 +434,15 @@ class LawFit:
 
         def l1(t):
             with np.errstate(all="ignore"):
-                r = self.objective.residuals(self.form.predict(t[None, :], X), y)[0]
+                r = self.fit_objective.residuals(self.law_form.predict(t[None, :], X), y)[0]
             value = float(np.sum(weights * np.abs(r)))
             return (value if np.isfinite(value) else np.inf), r
 
         value, r = l1(theta)
         cost = np.concatenate([np.zeros(P), weights])
         for _ in range(max_iter):
-            pred = self.form.predict(theta[None, :], X)[0]
-            jac = self._jacobian(theta[None, :], X)[0] * self.objective.transform_slope(pred)[:, None]
+            pred = self.law_form.predict(theta[None, :], X)[0]
+            jac = self._jacobian(theta[None, :], X)[0] * self.fit_objective.transform_slope(pred)[:, None]
             # variables (δ, s): minimise Σ w·s  subject to  −s ≤ r + Jδ ≤ s
             eye = sparse.identity(n, format="csr")
             a_ub = sparse.bmat([[sparse.csr_matrix(jac), -eye], [sparse.csr_matrix(-jac), -eye]])
@@ -442,7 +467,7 @@ class LawFit:
                 radius *= 0.25
             if np.all(radius < 1e-12 * np.maximum(1.0, np.abs(theta))):
                 break
-        scale = 1.0 / n if self.objective.reduction == "mean" else 1.0
+        scale = 1.0 / n if self.fit_objective.reduction == "mean" else 1.0
         return optimize.OptimizeResult(x=theta, fun=value * scale, success=True,
                                        message="L1 polished by sequential linear programming")
 
@@ -458,12 +483,12 @@ class LawFit:
         self.X_, self.y_, self.weights_, self.groups_ = Xa, ya, w, g
         self.n_points_, self.n_dropped_nan_, self.dropped_rows_ = len(ya), len(dropped), dropped
         self.excluded_ = excluded
-        self.degrees_of_freedom_ = self.n_points_ - len(self.form.params)
+        self.degrees_of_freedom_ = self.n_points_ - len(self.law_form.params)
         self.fit_warnings_ = []
-        if self.degrees_of_freedom_ == 0 or n_distinct == len(self.form.params):
+        if self.degrees_of_freedom_ == 0 or n_distinct == len(self.law_form.params):
             self.fit_warnings_.append(
                 f"{self.n_points_} points at {n_distinct} distinct values of "
-                f"{', '.join(self.form.variables)} for {len(self.form.params)} parameters: the law can "
+                f"{', '.join(self.law_form.variables)} for {len(self.law_form.params)} parameters: the law can "
                 "pass through the distinct points exactly; nothing is left to test it, and its CIs "
                 "mean little")
         for text in self.fit_warnings_:
@@ -537,8 +562,8 @@ class LawFit:
         gradients are comparable. Without them, e.g. an exponential rate ~1e-3 against times
         ~1e4 differs from the intercept by 10⁷ in gradient and the first line search fails."""
         with np.errstate(all="ignore"):
-            pred = self.form.predict(theta[None, :], X)[0]
-            jac = self._jacobian(theta[None, :], X)[0] * self.objective.transform_slope(pred)[:, None]
+            pred = self.law_form.predict(theta[None, :], X)[0]
+            jac = self._jacobian(theta[None, :], X)[0] * self.fit_objective.transform_slope(pred)[:, None]
             norms = np.linalg.norm(jac, axis=0)
         ok = np.isfinite(norms) & (norms > 0)
         unit = np.ones_like(theta)
@@ -555,7 +580,7 @@ class LawFit:
 
     def _fit_vpnls(self, X, y, w):
         """Variable projection: NNLS for the linear coefficients, search over the exponents."""
-        form = self.form
+        form = self.law_form
         sqrt_w = np.ones_like(y) if w is None else np.sqrt(w)
 
         def profile(theta_nl):
@@ -579,11 +604,11 @@ class LawFit:
 
     def _finish(self):
         theta = self.theta_[None, :]
-        self.params_ = dict(zip(self.form.param_names, map(float, self.theta_)))
-        self.natural_ = {k: float(v[0]) for k, v in self.form.natural(theta).items()}
+        self.params_ = dict(zip(self.law_form.param_names, map(float, self.theta_)))
+        self.natural_ = {k: float(v[0]) for k, v in self.law_form.natural(theta).items()}
         self.objective_value_ = float(self._objective_values(theta, self.X_, self.y_, self.weights_)[0])
-        pred = self.form.predict(theta, self.X_)[0]
-        self.residuals_ = self.objective.residuals(pred[None, :], self.y_)[0]
+        pred = self.law_form.predict(theta, self.X_)[0]
+        self.residuals_ = self.fit_objective.residuals(pred[None, :], self.y_)[0]
         self.standard_errors_ = self._gauss_newton_se(pred)
         self.draws_ = None
         self.derived_fn_ = self.derived
@@ -603,17 +628,17 @@ class LawFit:
         """What the data determine: distinct values per variable, the condition number of the
         Jacobian (columns scaled to unit norm, so units do not matter) and its weakly
         determined directions, and the spread of the near-optimal refined starts."""
-        names = self.form.param_names
+        names = self.law_form.param_names
         self.distinct_values_ = {v: int(len(np.unique(a))) for v, a in self.X_.items()}
         problems = []
-        for var, need in self.form.min_distinct.items():
+        for var, need in self.law_form.min_distinct.items():
             have = self.distinct_values_.get(var)
             if have is not None and have < need:
-                problems.append(f"{var} has {have} distinct value(s); form {self.form.name!r} needs "
+                problems.append(f"{var} has {have} distinct value(s); form {self.law_form.name!r} needs "
                                 f"{need} to determine the parameters acting through {var}")
         with np.errstate(all="ignore"):
             jac = self._jacobian(self.theta_[None, :], self.X_)[0]
-            jac = jac * self.objective.transform_slope(pred)[:, None]
+            jac = jac * self.fit_objective.transform_slope(pred)[:, None]
             if self.weights_ is not None:
                 jac = jac * np.sqrt(self.weights_)[:, None]
         norms = np.linalg.norm(jac, axis=0)
@@ -645,7 +670,7 @@ class LawFit:
                     f"the direction {self.weak_directions_[-1]}")
         near = self.refined_objectives_ <= self.refined_objectives_.min() * self.NEAR_OPTIMAL + 1e-12
         near_thetas = self.refined_thetas_[near]
-        natural = self.form.natural(near_thetas)
+        natural = self.law_form.natural(near_thetas)
         self.n_near_optimal_ = int(near.sum())
         self.near_optimal_range_ = {k: (float(np.min(v)), float(np.max(v))) for k, v in natural.items()}
         self.identified_ = not problems
@@ -658,12 +683,12 @@ class LawFit:
 
     def _gauss_newton_se(self, pred) -> dict[str, float]:
         """Asymptotic SEs for least-squares fits, s²(JᵀJ)⁻¹; NaN for other objectives."""
-        names = self.form.param_names
+        names = self.law_form.param_names
         dof = self.n_points_ - len(names)
-        if self.objective.loss != "mse" or dof <= 0:
+        if self.fit_objective.loss != "mse" or dof <= 0:
             return dict.fromkeys(names, math.nan)
         jac = self._jacobian(self.theta_[None, :], self.X_)[0]
-        jac = jac * self.objective.transform_slope(pred)[:, None]
+        jac = jac * self.fit_objective.transform_slope(pred)[:, None]
         s2 = float(np.sum(self.residuals_**2)) / dof
         try:
             cov = np.linalg.inv(jac.T @ jac) * s2
@@ -674,8 +699,8 @@ class LawFit:
     # ---- prediction ----------------------------------------------------------------------------
     def predict(self, X, columns=None) -> np.ndarray:
         columns = columns or {}
-        arrays = {v: np.asarray(X[columns.get(v, v)], float) for v in self.form.variables}
-        return self.form.predict(self.theta_[None, :], arrays)[0]
+        arrays = {v: np.asarray(X[columns.get(v, v)], float) for v in self.law_form.variables}
+        return self.law_form.predict(self.theta_[None, :], arrays)[0]
 
     def predict_interval(self, X=None, columns=None, *, C=None, level: float | None = None,
                          noise: bool = True, seed: int = 0) -> pd.DataFrame:
@@ -700,10 +725,10 @@ class LawFit:
             raise ValueError(f"level must be in (0, 1), got {level}")
         draws = self.draws_theta_[np.all(np.isfinite(self.draws_theta_), axis=1)]
         if C is not None:
-            natural = self.form.natural(np.vstack([self.theta_[None, :], draws]))
-            if not self.form.has_allocation:
+            natural = self.law_form.natural(np.vstack([self.theta_[None, :], draws]))
+            if not self.law_form.has_allocation:
                 raise ValueError(f"predicting at a compute budget needs a form with A, B, α, β "
-                                 f"(like chinchilla); {self.form.name!r} has "
+                                 f"(like chinchilla); {self.law_form.name!r} has "
                                  f"{', '.join(natural)}")
             budgets = np.atleast_1d(np.asarray(C, float))
             beta = natural.get("beta", natural["alpha"])
@@ -711,7 +736,7 @@ class LawFit:
                                                  natural["alpha"][:, None], beta[:, None],
                                                  budgets[None, :])
             with np.errstate(all="ignore"):
-                values = np.array([self.form.predict(t[None, :], {"N": n, "D": d})[0]
+                values = np.array([self.law_form.predict(t[None, :], {"N": n, "D": d})[0]
                                    for t, n, d in zip(np.vstack([self.theta_[None, :], draws]),
                                                       n_opt, d_opt)])
             best, values = values[0], values[1:]
@@ -719,10 +744,10 @@ class LawFit:
         else:
             columns = columns or {}
             arrays = {v: np.atleast_1d(np.asarray(X[columns.get(v, v)], float))
-                      for v in self.form.variables}
+                      for v in self.law_form.variables}
             with np.errstate(all="ignore"):
-                best = self.form.predict(self.theta_[None, :], arrays)[0]
-                values = self.form.predict(draws, arrays)
+                best = self.law_form.predict(self.theta_[None, :], arrays)[0]
+                values = self.law_form.predict(draws, arrays)
             table = pd.DataFrame(arrays)
         tail = 100 * (1 - level) / 2
         with np.errstate(all="ignore"):
@@ -733,13 +758,13 @@ class LawFit:
                 pool = self.residuals_ - np.mean(self.residuals_)
                 pool = pool * math.sqrt(self.n_points_ / max(self.degrees_of_freedom_, 1))
                 eps = rng.choice(pool, size=values.shape, replace=True)
-                total = self.objective.inverse_transform(self.objective.transform(values) + eps)
+                total = self.fit_objective.inverse_transform(self.fit_objective.transform(values) + eps)
             low, high = np.nanpercentile(total, [tail, 100 - tail], axis=0)
         table["prediction"] = best
         table["low"], table["high"] = low, high
         table["param_low"], table["param_high"] = param_low, param_high
         table.attrs.update(level=level, n_draws=len(draws), noise=(
-            f"residuals of the fit in {self.objective.space} space, resampled, centred and "
+            f"residuals of the fit in {self.fit_objective.space} space, resampled, centred and "
             "inflated by √(n/(n−p))" if noise else "none (parameter uncertainty only)"))
         return table
 
@@ -801,7 +826,7 @@ class LawFit:
                                          + BOOTSTRAP_SCALING}
         self.derived_fn_ = derived or self.derived
         self.ci_level_ = ci
-        self.draws_ = self.form.natural(self.draws_theta_)
+        self.draws_ = self.law_form.natural(self.draws_theta_)
         return self
 
     def _refit_many(self, samples):
@@ -851,7 +876,7 @@ class LawFit:
         """Fitted parameters that ended on a finite bound (within ``rtol`` of it, relative to
         max(1, |bound|)): such an estimate is the bound's, not the data's."""
         out = []
-        for name, value, (lo, hi) in zip(self.form.param_names, self.theta_, self.fit_bounds):
+        for name, value, (lo, hi) in zip(self.law_form.param_names, self.theta_, self.fit_bounds):
             for bound in (lo, hi):
                 if math.isfinite(bound) and abs(value - bound) <= rtol * max(1.0, abs(bound)):
                     out.append(name)
@@ -861,12 +886,12 @@ class LawFit:
     # ---- results -------------------------------------------------------------------------------
     def attributes(self) -> dict[str, str | int | float]:
         """What the (Mis)Fitting checklist asks a fit to report, as flat attributes."""
-        obj = self.objective
+        obj = self.fit_objective
         attrs = {
-            "form": self.form.name,
-            "equation": self.form.equation,
-            "variables": ", ".join(self.form.variables),
-            "fitted_parameters": ", ".join(self.form.param_names),
+            "form": self.law_form.name,
+            "equation": self.law_form.equation,
+            "variables": ", ".join(self.law_form.variables),
+            "fitted_parameters": ", ".join(self.law_form.param_names),
             "objective": obj.loss,
             "objective_space": obj.space,
             "objective_delta": obj.delta if obj.loss in ("huber", "mae") else "n/a",
@@ -886,14 +911,14 @@ class LawFit:
             "n_dropped_nan": self.n_dropped_nan_,
             "excluded_points": self.excluded_ or "none",
             "bounds": json.dumps({p: [str(lo), str(hi)] for p, (lo, hi)
-                                  in zip(self.form.param_names, self.fit_bounds)}),
+                                  in zip(self.law_form.param_names, self.fit_bounds)}),
             "parameters_at_bound": ", ".join(self.parameters_at_bound()) or "none",
             "degrees_of_freedom": self.degrees_of_freedom_,
             "fit_warnings": "; ".join(self.fit_warnings_ + self.identifiability_warnings_) or "none",
             "n_reached_best_among": f"the {self.n_refined_} refined starts (the best of the grid), "
                                     "not the whole grid",
             "distinct_values": ", ".join(f"{k}: {v}" for k, v in self.distinct_values_.items()),
-            "n_parameters": len(self.form.params),
+            "n_parameters": len(self.law_form.params),
             "condition_number": self.condition_number_,
             "weak_directions": "; ".join(self.weak_directions_) or "none",
             "identified": int(self.identified_),
@@ -915,7 +940,7 @@ class LawFit:
     def to_dataset(self) -> xr.Dataset:
         """Estimates, CIs, bootstrap draws and derived quantities, with the checklist as attrs."""
         names = list(self.natural_)
-        ds = xr.Dataset(coords={"parameter": names, "fit_parameter": self.form.param_names})
+        ds = xr.Dataset(coords={"parameter": names, "fit_parameter": self.law_form.param_names})
         ds["estimate"] = ("parameter", [self.natural_[k] for k in names])
         ds["theta"] = ("fit_parameter", self.theta_)
         derived = self.derived_estimates()
@@ -959,18 +984,18 @@ class LawFit:
                               float(attrs.get("objective_overestimate_weight", 1.0)))
         fit = cls(str(attrs["form"]), objective)
         fit.theta_ = np.asarray(ds["theta"].values, float)
-        fit.params_ = dict(zip(fit.form.param_names, map(float, fit.theta_)))
-        fit.natural_ = {k: float(v[0]) for k, v in fit.form.natural(fit.theta_[None, :]).items()}
+        fit.params_ = dict(zip(fit.law_form.param_names, map(float, fit.theta_)))
+        fit.natural_ = {k: float(v[0]) for k, v in fit.law_form.natural(fit.theta_[None, :]).items()}
         fit.residuals_ = np.asarray(ds["residual"].values, float)
         fit.n_points_ = int(attrs.get("n_points", len(fit.residuals_)))
         fit.degrees_of_freedom_ = int(attrs.get("degrees_of_freedom",
-                                                fit.n_points_ - len(fit.form.params)))
+                                                fit.n_points_ - len(fit.law_form.params)))
         fit.identified_ = bool(int(attrs.get("identified", 1)))
         fit.draws_ = fit.draws_theta_ = None
         fit.derived_fn_ = None
         if "draws_theta" in ds:
             fit.draws_theta_ = np.asarray(ds["draws_theta"].values, float)
-            fit.draws_ = fit.form.natural(fit.draws_theta_)
+            fit.draws_ = fit.law_form.natural(fit.draws_theta_)
             fit.ci_level_ = float(attrs.get("ci_level", 0.95))
         return fit
 

@@ -175,7 +175,7 @@ def _compute_for_loss(p, loss, lo=1e10, hi=1e35):
 
 
 def _group_draws(fit, label):
-    form = fit.form
+    form = fit.law_form
     if not isinstance(form, GroupedForm):
         raise ValueError("comparisons between groups need a fit from fit_shared")
     best = {k: float(v[0]) for k, v in form.group_natural(fit.theta_[None, :], label).items()}

@@ -163,8 +163,8 @@ class Study(ABC):
         ``"group/name"`` describes a name of one group of a tree (where groups use a name
         differently), or of a Dataset described as ``group`` (the fits, say, where they use a
         cube's name for another quantity); it wins over a plain ``"name"``. Long names are
-        formatted with the study's settings and the group's own attributes (``{tail_from}``,
-        ``{objective_space}``), so a literal brace is written twice.
+        formatted with the study's settings and, for names the settings lack, the group's own
+        attributes (``{tail_from}``, ``{objective_space}``), so a literal brace is written twice.
         """
         tree = isinstance(ds, xr.DataTree)
         nodes = ([("/".join(filter(None, (group, node.path.strip("/")))),
@@ -185,7 +185,7 @@ class Study(ABC):
         for group, node in nodes:
             for name in node.variables:
                 long_name, units = entry(group, name)
-                fields = {**settings, **node.attrs}
+                fields = {**node.attrs, **settings}  # the settings win over a string copy
                 node[name].attrs.update(long_name=long_name.format_map(fields), units=units)
         if tree:
             for node, (_, described) in zip(ds.subtree, nodes):

@@ -422,20 +422,16 @@ class PublishedStudy(NoTrainingStudy):
         a_draws = derived(huber.draws_)["a"]
         ds.attrs["a_ci80_width"] = float(np.subtract(*np.nanpercentile(a_draws, [90, 10])))
 
-        mae = LawFit("chinchilla", Objective("mae"), top_k=8, bookkeeping=bookkeeping)
+        mae = LawFit("chinchilla", Objective("mae"), top_k=8, bookkeeping=bookkeeping,
+                     derived=derived)
         mae.fit(points, points["loss"], excluded=excluded)
-        vpnls = LawFit("chinchilla", solver="vpnls", bookkeeping=bookkeeping)
+        vpnls = LawFit("chinchilla", solver="vpnls", bookkeeping=bookkeeping, derived=derived)
         vpnls.fit(points, points["loss"], excluded=excluded)
-        return {"epoch_huber": ds, "epoch_mae": self._with_derived(mae, derived),
+        return {"epoch_huber": ds, "epoch_mae": mae.to_dataset(),
                 "epoch_extrapolation": self._epoch_extrapolation(points),
-                "epoch_vpnls": self._with_derived(vpnls, derived),
+                "epoch_vpnls": vpnls.to_dataset(),
                 "epoch_variants": self._epoch_variants(chinchilla, points, derived),
                 "hoffmann": self._hoffmann_residuals(points)}
-
-    @staticmethod
-    def _with_derived(fit: LawFit, derived) -> xr.Dataset:
-        fit.derived_fn_ = derived
-        return fit.to_dataset()
 
     def _epoch_variants(self, chinchilla, points, derived) -> xr.Dataset:
         """§4 of the reference: the same data, different fitting choices, different answers."""
@@ -557,7 +553,7 @@ class PublishedStudy(NoTrainingStudy):
         return fig
 
     def _hoffmann_residuals(self, points) -> xr.Dataset:
-        form = LawFit("chinchilla").form
+        form = LawFit("chinchilla").law_form
         rows = {}
         for name in HOFFMANN:
             pred = form.predict(hoffmann_theta(name),
@@ -799,7 +795,7 @@ class PublishedStudy(NoTrainingStudy):
     def _figure_residuals(self, cube, fits):
         points = self._epoch_points(cube["chinchilla"].to_dataset())
         fit = fits["epoch_huber"].to_dataset()
-        form = LawFit("chinchilla").form
+        form = LawFit("chinchilla").law_form
         fig, axes = new_figure(width=5.4, height=3.8)
         ax = axes[0, 0]
         X = {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()}

@@ -311,7 +311,7 @@ class RunsStudy(NoTrainingStudy):
         law.attrs["warnings_during_fit"] = "; ".join(str(w.message) for w in caught) or "none"
         groups["law"] = law
         if "group" in points and cfg["bootstrap_resamples"]:
-            labels = list(fit.form.labels)
+            labels = list(fit.law_form.labels)
             reference = self._reference(sorted(labels))
             rows = []
             for other in labels:
