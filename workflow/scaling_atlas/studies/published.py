@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import Claim, ClaimList
+from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.cubes import describe_variables
 from scaling_atlas.laws.parallel import worker_pool
 from scaling_atlas.datasets import obtain
@@ -881,107 +881,141 @@ class PublishedStudy(NoTrainingStudy):
             'schedule, 25M model; the three training schedules are solid.', _figure_mpl_curves),
     }
 
-    def claims(self, cube, fits) -> list[Claim]:
-        out = ClaimList(self.preset)
-        claim = out.add
+    EPOCH_REFIT = {"A": 477.84, "E": 1.8172, "alpha": 0.34731, "beta": 0.36718}
+    EPOCH_PUBLISHED = {"A": (482.01, 1.0), "B": (2085.43, 10.0), "E": (1.817, 0.001),
+                       "alpha": (0.3478, 0.0005), "beta": (0.3659, 0.0005)}
+    EPOCH_CI = {"A": (285.2, 743.6), "E": (1.769, 1.871), "alpha": (0.317, 0.373),
+                "beta": (0.331, 0.415)}
+    CHOICES = (("log_mse", "log-MSE", 14.2, 0.2), ("all_points", "all 245 points", 6.8, 0.1),
+               ("below_1e20", "only C ≤ 1e20", 2.65, 0.1))
+    ESTIMATORS = (("parabola_all", "parabola, all points", 0.514),
+                  ("parabola_window3", "parabola, 3 nearest each side", 0.502),
+                  ("akima_noise", "Akima + seed-noise bootstrap", 0.497))
+    GADRE = (("rpj", 0.71, 0.73), ("c4", 1.5, 4.3), ("rw", 0.01, 1.6))
+    MPL = ((25, 0.9988, 0.00110), (100, 0.9983, 0.00142), (400, 0.9978, 0.00168))
 
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
+        """Every claim of the four papers, with the published (or recomputed) value and the
+        accepted tolerance. Gadre's over-trained 1.4B run is named by its tokens per parameter,
+        read from the data."""
+        gadre = cube["gadre"].to_dataset().to_dataframe()
+        over = gadre[(gadre["model"] == "open_lm_1b") & (gadre["tokens_per_param"] > 20)]
+        m_1b = {short: int(over[over["dataset"] == name]["tokens_per_param"].iloc[0])
+                for short, name in GADRE_DATA.items()}
+        return (
+            *(ClaimSpec(f"epoch_refit_{name}", f"Epoch refit (log-Huber, 4,500 starts): {name}",
+                        f"{value}", "code", value, 0.0005 * abs(value) + 1e-12)
+              for name, value in self.EPOCH_REFIT.items()),
+            ClaimSpec("epoch_refit_logB", "Epoch refit: ln B (flat direction)", "ln 2143.4–2143.9",
+                      "code", math.log(2143.6), 0.01),
+            ClaimSpec("epoch_refit_objective", "Epoch refit: summed log-Huber objective",
+                      "0.0010183", "recomputed", 0.0010183, 1e-7),
+            *(ClaimSpec(f"epoch_published_{name}", f"Epoch's published estimate (≈ log-MAE): {name}",
+                        f"{value}", "paper", value, tol)
+              for name, (value, tol) in self.EPOCH_PUBLISHED.items()),
+            *(spec for name, (low, high) in self.EPOCH_CI.items() for spec in (
+                ClaimSpec(f"epoch_ci_{name}_low", f"Epoch 95 % bootstrap CI of {name}: lower bound",
+                          f"({low}, {high})", "paper", low, 0.1 * (high - low),
+                          "our bootstrap refits the log-Huber fit; Epoch's refits their "
+                          "Huber-likelihood fit"),
+                ClaimSpec(f"epoch_ci_{name}_high", f"Epoch 95 % bootstrap CI of {name}: upper bound",
+                          f"({low}, {high})", "paper", high, 0.1 * (high - low)))),
+            ClaimSpec("epoch_a", "a = β/(α+β) of the refit (Epoch: 0.513, agrees with Approaches "
+                      "1–2)", "0.514 (refit), 0.513 (published)", "paper", 0.514, 0.005),
+            ClaimSpec("epoch_a_ci80_width", "80 % CI width of a with 240 points", "0.051", "paper",
+                      0.051, 0.01),
+            ClaimSpec("epoch_n_opt", "N_opt at 5.88e23 FLOP from the refit (×1e10)", "7.4e10",
+                      "recomputed", 7.4, 0.05),
+            ClaimSpec("epoch_tokens_per_param", "D/N at 5.88e23 FLOP from the refit", "17.9",
+                      "recomputed", 17.9, 0.1),
+            *(ClaimSpec(f"choice_{cid}", f"Fitting choice '{variant}': D/N at 5.88e23 FLOP "
+                        "(baseline 17.9)", f"{value}", "recomputed", value, tol)
+              for cid, variant, value, tol in self.CHOICES),
+            ClaimSpec("hoffmann_residual_mean", "Hoffmann's rounded fit on Epoch's data: mean "
+                      "residual (loss − prediction)", "−0.045", "recomputed", -0.045, 0.001),
+            ClaimSpec("hoffmann_residual_rmse", "Hoffmann's rounded fit on Epoch's data: residual "
+                      "RMSE", "0.053", "recomputed", 0.053, 0.001),
+            ClaimSpec("epoch_residual_rmse", "Our refit on Epoch's data: residual RMSE (Epoch fit: "
+                      "0.022)", "0.022", "recomputed", 0.022, 0.001),
+            *(ClaimSpec(f"porian_a_{setting.replace('/', '_')}", f"Porian N*(C) exponent a, {setting}",
+                        f"{value}", "code", value, 0.002)
+              for setting, value in PORIAN_EXPONENTS.items()),
+            *(ClaimSpec(f"porian_estimator_{cid}", f"Approach 2 on tuned RW IsoFLOP points, {name}: a",
+                        f"{value}", "recomputed", value, 0.005)
+              for cid, name, value in self.ESTIMATORS),
+            *(spec for short, one_b, seven_b in self.GADRE for spec in (
+                ClaimSpec(f"gadre_{short}_1b", f"Gadre 5-point fit ({short}): held-out error, 1.4B "
+                          f"at M={m_1b[short]} [%]", f"{one_b} %",
+                          "recomputed" if short != "rpj" else "code", one_b, max(0.05, 0.05 * one_b)),
+                ClaimSpec(f"gadre_{short}_7b", f"Gadre 5-point fit ({short}): held-out error, 6.9B "
+                          "at M=20 [%]", f"{seven_b} %", "recomputed" if short != "rpj" else "code",
+                          seven_b, max(0.05, 0.05 * seven_b)))),
+            *(spec for size, r2, pred_e in self.MPL for spec in (
+                ClaimSpec(f"mpl_{size}m_r2", f"MPL published parameters, {size}M: mean test R²",
+                          f"{r2}", "code", r2, 0.00005),
+                ClaimSpec(f"mpl_{size}m_prede", f"MPL published parameters, {size}M: mean test "
+                          "PredE", f"{pred_e}", "code", pred_e, 0.000005),
+                ClaimSpec(f"mpl_{size}m_refit_r2", f"MPL refit on 3 schedules, {size}M: mean test "
+                          "R² (within 0.002 of the published fit)", f"{r2}", "code", r2, 0.002,
+                          "refit with L-BFGS-B on log-Huber (authors: AdamW)"))),
+            *(ClaimSpec(f"mpl_beats_lr_annealing_{size}m", "MPL predicts held-out schedules better "
+                        f"than the LR-annealing law, {size}M, by mean test R² (1 = yes)",
+                        "MPL more accurate", "paper", 1.0, 0.0,
+                        "LR-annealing law refit by us on the MPL split")
+              for size in MPL_SIZES),
+        )
+
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        out = {}
         huber = fits["epoch_huber"].to_dataset()
-        est = dict(zip(huber["parameter"].values.tolist(), huber["estimate"].values))
-        lo = dict(zip(huber["parameter"].values.tolist(), huber["ci_low"].values))
-        hi = dict(zip(huber["parameter"].values.tolist(), huber["ci_high"].values))
-        golden = {"A": 477.84, "E": 1.8172, "alpha": 0.34731, "beta": 0.36718}
-        for name, value in golden.items():
-            claim(f"epoch_refit_{name}", f"Epoch refit (log-Huber, 4,500 starts): {name}",
-                  f"{value}", "code", value, 0.0005 * abs(value) + 1e-12, est[name])
-        claim("epoch_refit_logB", "Epoch refit: ln B (flat direction)", "ln 2143.4–2143.9", "code",
-              math.log(2143.6), 0.01, math.log(est["B"]))
-        claim("epoch_refit_objective", "Epoch refit: summed log-Huber objective", "0.0010183",
-              "recomputed", 0.0010183, 1e-7, huber.attrs["objective_value"])
-        mae = fits["epoch_mae"].to_dataset()
-        mae_est = dict(zip(mae["parameter"].values.tolist(), mae["estimate"].values))
-        for name, value, tol in (("A", 482.01, 1.0), ("B", 2085.43, 10.0), ("E", 1.817, 0.001),
-                                 ("alpha", 0.3478, 0.0005), ("beta", 0.3659, 0.0005)):
-            claim(f"epoch_published_{name}", f"Epoch's published estimate (≈ log-MAE): {name}",
-                  f"{value}", "paper", value, tol, mae_est[name])
-        for name, (low, high) in {"A": (285.2, 743.6), "E": (1.769, 1.871), "alpha": (0.317, 0.373),
-                                  "beta": (0.331, 0.415)}.items():
-            width = high - low
-            claim(f"epoch_ci_{name}_low", f"Epoch 95 % bootstrap CI of {name}: lower bound",
-                  f"({low}, {high})", "paper", low, 0.1 * width, lo[name],
-                  f"(ours: {lo[name]:.4g}–{hi[name]:.4g})",
-                  "our bootstrap refits the log-Huber fit; Epoch's refits their Huber-likelihood fit")
-            claim(f"epoch_ci_{name}_high", f"Epoch 95 % bootstrap CI of {name}: upper bound",
-                  f"({low}, {high})", "paper", high, 0.1 * width, hi[name])
-        derived = dict(zip(huber["quantity"].values.tolist(), huber["derived"].values))
-        claim("epoch_a", "a = β/(α+β) of the refit (Epoch: 0.513, agrees with Approaches 1–2)",
-              "0.514 (refit), 0.513 (published)", "paper", 0.514, 0.005, derived["a"])
-        claim("epoch_a_ci80_width", "80 % CI width of a with 240 points", "0.051", "paper", 0.051,
-              0.01, huber.attrs["a_ci80_width"])
+        est = huber["estimate"].to_series()
+        lo, hi = huber["ci_low"].to_series(), huber["ci_high"].to_series()
+        out.update({f"epoch_refit_{name}": Measured(est[name]) for name in self.EPOCH_REFIT})
+        out["epoch_refit_logB"] = Measured(math.log(est["B"]))
+        out["epoch_refit_objective"] = Measured(huber.attrs["objective_value"])
+        mae_est = fits["epoch_mae"].to_dataset()["estimate"].to_series()
+        out.update({f"epoch_published_{name}": Measured(mae_est[name]) for name in self.EPOCH_PUBLISHED})
+        for name in self.EPOCH_CI:
+            out[f"epoch_ci_{name}_low"] = Measured(lo[name], f"(ours: {lo[name]:.4g}–{hi[name]:.4g})")
+            out[f"epoch_ci_{name}_high"] = Measured(hi[name])
+        derived = huber["derived"].to_series()
+        out["epoch_a"] = Measured(derived["a"])
+        out["epoch_a_ci80_width"] = Measured(huber.attrs["a_ci80_width"])
         n_key, r_key = (f"{q}@{CHINCHILLA_C:.3g}".replace("+", "") for q in ("N_opt", "D_over_N"))
-        claim("epoch_n_opt", "N_opt at 5.88e23 FLOP from the refit (×1e10)", "7.4e10", "recomputed",
-              7.4, 0.05, derived[n_key] / 1e10)
-        claim("epoch_tokens_per_param", "D/N at 5.88e23 FLOP from the refit", "17.9", "recomputed",
-              17.9, 0.1, derived[r_key])
+        out["epoch_n_opt"] = Measured(derived[n_key] / 1e10)
+        out["epoch_tokens_per_param"] = Measured(derived[r_key])
         variants = fits["epoch_variants"].to_dataset()
-        for cid, variant, value, tol in (("log_mse", "log-MSE", 14.2, 0.2),
-                                         ("all_points", "all 245 points", 6.8, 0.1),
-                                         ("below_1e20", "only C ≤ 1e20", 2.65, 0.1)):
-            claim(f"choice_{cid}", f"Fitting choice '{variant}': D/N at 5.88e23 FLOP "
-                  "(baseline 17.9)", f"{value}", "recomputed", value, tol,
-                  variants[r_key].sel(variant=variant))
+        out.update({f"choice_{cid}": Measured(variants[r_key].sel(variant=variant))
+                    for cid, variant, _, _ in self.CHOICES})
         hoff = fits["hoffmann"].to_dataset().sel(parameter_set="rounded")
-        claim("hoffmann_residual_mean", "Hoffmann's rounded fit on Epoch's data: mean residual "
-              "(loss − prediction)", "−0.045", "recomputed", -0.045, 0.001, hoff["mean_residual"])
-        claim("hoffmann_residual_rmse", "Hoffmann's rounded fit on Epoch's data: residual RMSE",
-              "0.053", "recomputed", 0.053, 0.001, hoff["rmse"])
-        ours = fits["epoch_huber"].to_dataset()
-        claim("epoch_residual_rmse", "Our refit on Epoch's data: residual RMSE (Epoch fit: 0.022)",
-              "0.022", "recomputed", 0.022, 0.001, ours.attrs["residual_rmse"])
-
+        out["hoffmann_residual_mean"] = Measured(hoff["mean_residual"])
+        out["hoffmann_residual_rmse"] = Measured(hoff["rmse"])
+        out["epoch_residual_rmse"] = Measured(huber.attrs["residual_rmse"])
         opt = fits["porian_optimal"].to_dataset()
-        for setting, value in PORIAN_EXPONENTS.items():
-            claim(f"porian_a_{setting.replace('/', '_')}", f"Porian N*(C) exponent a, {setting}",
-                  f"{value}", "code", value, 0.002, opt["exponent_a"].sel(setting=setting))
+        out.update({f"porian_a_{setting.replace('/', '_')}": Measured(opt["exponent_a"].sel(setting=setting))
+                    for setting in PORIAN_EXPONENTS})
         iso = fits["porian_isoflop"].to_dataset()
-        for cid, name, value in (("parabola_all", "parabola, all points", 0.514),
-                                 ("parabola_window3", "parabola, 3 nearest each side", 0.502),
-                                 ("akima_noise", "Akima + seed-noise bootstrap", 0.497)):
-            claim(f"porian_estimator_{cid}",
-                  f"Approach 2 on tuned RW IsoFLOP points, {name}: a", f"{value}", "recomputed",
-                  value, 0.005, iso["exponent_a"].sel(estimator=name))
-
+        out.update({f"porian_estimator_{cid}": Measured(iso["exponent_a"].sel(estimator=name))
+                    for cid, name, _ in self.ESTIMATORS})
         gadre = fits["gadre"].to_dataset()
-        for short, one_b, seven_b in (("rpj", 0.71, 0.73), ("c4", 1.5, 4.3), ("rw", 0.01, 1.6)):
+        for short, _, _ in self.GADRE:
             row = gadre.sel(training_data=short)
-            m = int(row["m_1b"])
-            claim(f"gadre_{short}_1b", f"Gadre 5-point fit ({short}): held-out error, 1.4B at M={m} [%]",
-                  f"{one_b} %", "recomputed" if short != "rpj" else "code", one_b,
-                  max(0.05, 0.05 * one_b), 100 * float(row["rel_error_1b"]))
-            claim(f"gadre_{short}_7b", f"Gadre 5-point fit ({short}): held-out error, 6.9B at M=20 [%]",
-                  f"{seven_b} %", "recomputed" if short != "rpj" else "code", seven_b,
-                  max(0.05, 0.05 * seven_b), 100 * float(row["rel_error_7b"]))
-
+            out[f"gadre_{short}_1b"] = Measured(100 * float(row["rel_error_1b"]))
+            out[f"gadre_{short}_7b"] = Measured(100 * float(row["rel_error_7b"]))
         mpl = fits["mpl"].to_dataset()
         test = mpl.sel(schedule=mpl["is_test"])
-        for size, r2, pred_e in ((25, 0.9988, 0.00110), (100, 0.9983, 0.00142), (400, 0.9978, 0.00168)):
+        for size, _, _ in self.MPL:
             pub = test.sel(parameters="published", size_m=size)
-            claim(f"mpl_{size}m_r2", f"MPL published parameters, {size}M: mean test R²", f"{r2}",
-                  "code", r2, 0.00005, pub["r2"].mean())
-            claim(f"mpl_{size}m_prede", f"MPL published parameters, {size}M: mean test PredE",
-                  f"{pred_e}", "code", pred_e, 0.000005, pub["mean_relative_error"].mean())
-            refit = test.sel(parameters="refit", size_m=size)
-            claim(f"mpl_{size}m_refit_r2", f"MPL refit on 3 schedules, {size}M: mean test R² "
-                  "(within 0.002 of the published fit)", f"{r2}", "code", r2, 0.002,
-                  refit["r2"].mean(), deviations="refit with L-BFGS-B on log-Huber (authors: AdamW)")
+            out[f"mpl_{size}m_r2"] = Measured(pub["r2"].mean())
+            out[f"mpl_{size}m_prede"] = Measured(pub["mean_relative_error"].mean())
+            out[f"mpl_{size}m_refit_r2"] = Measured(test.sel(parameters="refit", size_m=size)["r2"].mean())
         tissue = fits["lr_annealing"].to_dataset()
         tissue_test = tissue.sel(schedule=tissue["is_test"])
         for size in MPL_SIZES:
             mpl_r2 = float(test.sel(parameters="published", size_m=size)["r2"].mean())
             tissue_r2 = float(tissue_test.sel(size_m=size)["r2"].mean())
-            claim(f"mpl_beats_lr_annealing_{size}m", f"MPL predicts held-out schedules better than "
-                  f"the LR-annealing law, {size}M (1 = yes; mean test R² {mpl_r2:.4f} vs "
-                  f"{tissue_r2:.4f})", "MPL more accurate", "paper", 1.0, 0.0,
-                  float(mpl_r2 > tissue_r2), deviations="LR-annealing law refit by us on the MPL split")
+            out[f"mpl_beats_lr_annealing_{size}m"] = Measured(
+                float(mpl_r2 > tissue_r2), f"(mean test R² {mpl_r2:.4f} vs {tissue_r2:.4f})")
         return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from scaling_atlas.claims import ClaimList, Premise
+from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.cubes import describe_variables
 from scaling_atlas.studies.base import NoTrainingStudy
 
@@ -452,9 +452,16 @@ class RunsStudy(NoTrainingStudy):
                      "intervals (parameter bootstrap + residual scatter).", _figure_frontier),
     }
 
-    def claims(self, cube, fits) -> ClaimList:
-        law = fits["law"].to_dataset()
-        attrs = law.attrs
+    def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
+        """The user's expectations (settings ``expectations``): a quantity between two values."""
+        return tuple(
+            ClaimSpec(e["id"], e.get("statement") or f"{e['quantity']} between {low} and {high}",
+                      f"between {low:g} and {high:g}", "user expectation", (low + high) / 2,
+                      (high - low) / 2)
+            for e in self.cfg["expectations"] for low, high in [e["between"]])
+
+    def measure(self, cube, fits) -> dict[str, Measured]:
+        attrs = fits["law"].to_dataset().attrs
         premises = (
             Premise("the fit is identified", bool(int(attrs.get("identified", 1))),
                     f"condition number {float(attrs.get('condition_number', math.nan)):.3g}; "
@@ -464,14 +471,10 @@ class RunsStudy(NoTrainingStudy):
                     f"at a bound: {attrs.get('parameters_at_bound', 'none')}"),
         )
         values = self._values(fits)
-        claims = ClaimList(self.preset, deviations="")
+        out = {}
         for expectation in self.cfg["expectations"]:
-            low, high = expectation["between"]
             value, ci_low, ci_high = values.get(expectation["quantity"], (math.nan,) * 3)
-            claims.add(expectation["id"],
-                       expectation.get("statement") or f"{expectation['quantity']} between {low} and {high}",
-                       f"between {low:g} and {high:g}", "user expectation",
-                       (low + high) / 2, (high - low) / 2, value,
-                       f"{expectation['quantity']} of the {self.cfg['law']} fit to {self.cfg['data']}",
-                       ci=(ci_low, ci_high), premises=premises)
-        return claims
+            out[expectation["id"]] = Measured(
+                value, f"{expectation['quantity']} of the {self.cfg['law']} fit to {self.cfg['data']}",
+                ci=(ci_low, ci_high), premises=premises)
+        return out
