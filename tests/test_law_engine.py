@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling_atlas.datasets.schedules import lr_schedule
 from scaling_atlas.laws import (
     REGISTRY,
     LawFit,
@@ -20,7 +21,6 @@ from scaling_atlas.laws import (
     isoflop_optima,
     leave_largest_out,
     lr_areas,
-    lr_schedule,
     optimal_allocation,
     register_form,
     residual_summary,

@@ -28,7 +28,7 @@ from scaling_atlas.laws.groups import (
 from scaling_atlas.laws.forms import REGISTRY, LawForm, Param, get_form, grid, register_form
 from scaling_atlas.laws.objectives import Objective
 from scaling_atlas.laws.powerlaw import PowerLaw, fit_power_law_over
-from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_areas, lr_schedule
+from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_areas
 from scaling_atlas.laws.validation import (
     compute_cut_score,
     holdout_score,
@@ -42,6 +42,6 @@ __all__ = [
     "fit_shared", "IsoFlopResult", "LawFit", "LawForm", "MultiPowerLawForm", "Objective", "Param",
     "PowerLaw", "REGISTRY", "chinchilla_derived", "compute_cut_score", "envelope_optima",
     "fit_isoflop", "fit_power_law_over", "get_form", "grid", "holdout_score", "interval_coverage", "isoflop_optima",
-    "leave_largest_out", "lr_areas", "lr_schedule", "optimal_allocation", "register_form",
+    "leave_largest_out", "lr_areas", "optimal_allocation", "register_form",
     "residual_summary", "weighted_power_law",
 ]

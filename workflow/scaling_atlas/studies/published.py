@@ -43,7 +43,8 @@ from scaling_atlas.laws import (
 )
 from scaling_atlas.laws.compute_optimal import FRONTIER_VARIABLES, frontier_band
 from scaling_atlas.laws.engine import LAWFIT_VARIABLES
-from scaling_atlas.laws.schedules import MultiPowerLawForm, lr_schedule
+from scaling_atlas.datasets.schedules import lr_schedule
+from scaling_atlas.laws.schedules import MultiPowerLawForm
 from scaling_atlas.laws.validation import residual_summary_variables
 from scaling_atlas.studies.base import NoTrainingStudy
 
