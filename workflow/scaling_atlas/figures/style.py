@@ -35,6 +35,12 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return fig, axes
 
 
+def new_panel(width: float = 4.2, height: float = 3.4, **kw):
+    """One figure with one axes: ``fig, ax = new_panel()``."""
+    fig, axes = new_figure(width=width, height=height, **kw)
+    return fig, axes[0, 0]
+
+
 #: no creation date or tool version in the files: the same figure gives the same bytes
 REPRODUCIBLE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None,
                                                             "Creator": None}}

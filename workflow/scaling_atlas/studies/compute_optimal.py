@@ -25,7 +25,7 @@ import xarray as xr
 from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.corpus.grammar import quanta_predictions
 from scaling_atlas.cubes import without_diverged
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_panel
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
                                 isoflop_optima, lr_areas)
 from scaling_atlas.laws.compute_optimal import FRONTIER_VARIABLES, frontier_band, weighted_power_law
@@ -419,8 +419,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
 
     # ---- figures -------------------------------------------------------------------------------
     def _figure_isoflop_curves(self, cube, fits):
-        fig, axes = new_figure(width=5.4, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=4.0)
         iso = fits["approach2"].to_dataset()
         loss = cube["final_val_loss"].mean("seed")
         for i, budget in enumerate(cube["budget"].values):
@@ -442,8 +441,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_frontier(self, cube, fits):
-        fig, axes = new_figure(width=5.4, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=4.0)
         a3 = fits["approach3"].to_dataset()
         f = a3["frontier_flops"].values
         ax.fill_between(f, a3["frontier_n_low"], a3["frontier_n_high"], color="C2", alpha=0.2,
@@ -464,8 +462,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_loss_surface(self, cube, fits):
-        fig, axes = new_figure(width=5.4, height=4.2)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=4.2)
         pts = self._final_points(cube)
         sc = ax.scatter(pts["N"], pts["D"], c=pts["loss"], cmap="viridis", s=30, edgecolor="k", lw=0.3)
         fig.colorbar(sc, ax=ax, label="final validation loss")
@@ -486,8 +483,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_curve_fits(self, cube, fits):
-        fig, axes = new_figure(width=5.4, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=4.0)
         lr = fits["lr_annealing"].to_dataset()
         widths = [w for w in cube["width"].values if "width" in lr.coords and w in lr["width"].values]
         for i, width in enumerate(widths):

@@ -28,7 +28,7 @@ from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import write_corpus
 from scaling_atlas.emergence import passuntil as pu
 from scaling_atlas.emergence.tasks import KEY_DIGITS, VOCAB, TaskError, TaskSuite, decode
-from scaling_atlas.figures import new_figure, size_colours
+from scaling_atlas.figures import new_figure, new_panel, size_colours
 from scaling_atlas.laws.resampling import percentile_interval
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
 
@@ -664,8 +664,7 @@ class EmergenceStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_sampling_check(self, cube, fits):
-        fig, axes = new_figure(width=5.0, height=4.2)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.0, height=4.2)
         exact = cube["pu_exact"].values.ravel()
         sampled = cube["pu_sampled"].values.ravel()
         low, high = cube["pu_ci_low"].values.ravel(), cube["pu_ci_high"].values.ravel()

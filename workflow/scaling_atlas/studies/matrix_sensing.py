@@ -22,7 +22,7 @@ import xarray as xr
 from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.config import short_list
 from scaling_atlas.cubes import grid_from_records
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_panel
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
 from scaling_atlas.runs import Run
 from scaling_atlas.studies.base import Study
@@ -205,8 +205,7 @@ class MatrixSensingStudy(Study):
         return 2 * self.cfg["r"] if 2 * self.cfg["r"] in ks else int(ks.max())
 
     def _figure_symmetric_tail(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         steps = cube["step"].values
         alpha = float(cube["alpha"].values[len(cube["alpha"]) // 2])
         for i, k in enumerate(cube["k"].values):
@@ -223,8 +222,7 @@ class MatrixSensingStudy(Study):
         return fig
 
     def _figure_asymmetric_alpha(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         k = self._shown_k(cube)
         steps = cube["step"].values
         for i, alpha in enumerate(cube["alpha"].values):
@@ -236,8 +234,7 @@ class MatrixSensingStudy(Study):
         return fig
 
     def _figure_rate_vs_alpha2(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         alpha2 = cube["alpha"].values ** 2
         eta = cube["eta"].values[0]
         for i, k in enumerate([k for k in cube["k"].values if k > self.cfg["r"]]):
@@ -261,8 +258,7 @@ class MatrixSensingStudy(Study):
         return fig
 
     def _figure_rebalancing(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         k = self._shown_k(cube)
         steps = cube["step"].values
         for i, alpha in enumerate(cube["alpha"].values):

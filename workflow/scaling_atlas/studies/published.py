@@ -23,7 +23,7 @@ from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.cubes import describe_variables
 from scaling_atlas.laws.parallel import worker_pool
 from scaling_atlas.datasets import obtain
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_figure, new_panel
 from scaling_atlas.laws import (
     FitWarning,
     LawFit,
@@ -726,8 +726,7 @@ class PublishedStudy(NoTrainingStudy):
         pts = cube["chinchilla"].to_dataset()
         fit = fits["epoch_huber"].to_dataset()
         est = dict(zip(fit["parameter"].values.tolist(), fit["estimate"].values))
-        fig, axes = new_figure(width=5.6, height=4.3)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.6, height=4.3)
         c_grid, n_grid = np.geomspace(5e17, 5e21, 200), np.geomspace(3e7, 3e10, 200)
         cc, nn = np.meshgrid(c_grid, n_grid)
         loss = est["E"] + est["A"] / nn ** est["alpha"] + est["B"] / (cc / (6 * nn)) ** est["beta"]
@@ -775,8 +774,7 @@ class PublishedStudy(NoTrainingStudy):
     def _figure_frontier(self, cube, fits):
         fit = fits["epoch_huber"].to_dataset()
         flops = fit["frontier_flops"].values
-        fig, axes = new_figure(width=5.4, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=4.0)
         ax.fill_between(flops, fit["frontier_n_low"], fit["frontier_n_high"], color="C0", alpha=0.25,
                         label="refit, 95 % bootstrap band")
         ax.plot(flops, fit["frontier_n_opt"], color="C0", label="refit (log-Huber, 240 points)")
@@ -797,8 +795,7 @@ class PublishedStudy(NoTrainingStudy):
         points = self._epoch_points(cube["chinchilla"].to_dataset())
         fit = fits["epoch_huber"].to_dataset()
         form = LawFit("chinchilla").law_form
-        fig, axes = new_figure(width=5.4, height=3.8)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.4, height=3.8)
         X = {"N": points["N"].to_numpy(), "D": points["D"].to_numpy()}
         for label, theta, colour in (("Hoffmann et al. (rounded)", hoffmann_theta("rounded"), "C1"),
                                      ("our log-Huber refit", fit["theta"].values[None, :], "C0")):
@@ -814,8 +811,7 @@ class PublishedStudy(NoTrainingStudy):
     def _figure_fitting_choices(self, cube, fits):
         var = fits["epoch_variants"].to_dataset()
         key = f"D_over_N@{CHINCHILLA_C:.3g}".replace("+", "")
-        fig, axes = new_figure(width=6.4, height=3.6)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=6.4, height=3.6)
         names = var["variant"].values.tolist()
         from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
@@ -840,8 +836,7 @@ class PublishedStudy(NoTrainingStudy):
         which = "refit" if np.isfinite(mpl["value"].sel(parameters="refit")).all() else "published"
         theta = mpl["value"].sel(parameters=which, size_m=MPL_SIZES[0]).values[None, :]
         form = mpl_form()
-        fig, axes = new_figure(width=6.0, height=4.2)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=6.0, height=4.2)
         for k, schedule in enumerate(MPL_SCHEDULES):
             curve = df[df["schedule"] == schedule]
             steps = curve["step"].to_numpy()

@@ -22,7 +22,7 @@ import xarray as xr
 
 from scaling_atlas.claims import ClaimSpec, Measured
 from scaling_atlas.cubes import grid_from_records, without_diverged
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_figure, new_panel
 from scaling_atlas.laws import PowerLaw
 from scaling_atlas.resolution import cost
 from scaling_atlas.resolution.task import NeedleTask, task_problems
@@ -235,8 +235,7 @@ class ResolutionStudy(Study):
         return fig
 
     def _figure_accuracy_vs_resolution(self, cube, fits):
-        fig, axes = new_figure(width=5.0, height=3.8)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.0, height=3.8)
         n = self.cfg["needle"]
         for model, k, style in (("downsample", 0, "o-"), ("select", n["k_fixed"], "s-")):
             acc = fits["accuracy_mean"].sel(model=model, k=k)
@@ -253,8 +252,7 @@ class ResolutionStudy(Study):
         return fig
 
     def _figure_accuracy_vs_cost(self, cube, fits):
-        fig, axes = new_figure(width=5.0, height=3.8)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.0, height=3.8)
         n = self.cfg["needle"]
         sel = cube.sel(model="select", canvas=n["k_canvas"], k=sorted(n["ks"]))
         flops, acc = sel["flops"].mean("seed"), sel["accuracy"].mean("seed")

@@ -23,7 +23,7 @@ from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.cubes import without_diverged
 from scaling_atlas.corpus import load_corpus
 from scaling_atlas.corpus.grammar import rank_frequency_exponent
-from scaling_atlas.figures import new_figure
+from scaling_atlas.figures import new_panel
 from scaling_atlas.laws import LawFit, Objective, PowerLaw
 from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
@@ -229,8 +229,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
 
     # ---- figures -------------------------------------------------------------------------------
     def _figure_overlap_vs_width(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         inv = 1.0 / cube["width"].values
         for seed in cube["seed"].values:
             first = seed == cube["seed"].values[0]
@@ -252,8 +251,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_row_norms(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         order = np.argsort(-cube["token_count"].values)
         ranks = np.arange(1, len(order) + 1)
         for i, width in enumerate(cube["width"].values):
@@ -265,8 +263,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_loss_vs_width(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         m = cube["width"].values
         for seed in cube["seed"].values:
             ax.plot(m, cube["final_val_loss"].sel(seed=seed), "o", color="C0", alpha=0.7)
@@ -281,8 +278,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         return fig
 
     def _figure_token_frequency(self, cube, fits):
-        fig, axes = new_figure(width=5.2, height=4.0)
-        ax = axes[0, 0]
+        fig, ax = new_panel(width=5.2, height=4.0)
         counts = np.sort(cube["token_count"].values)[::-1]
         counts = counts[counts > 0]
         ranks = np.arange(1, len(counts) + 1)
