@@ -100,9 +100,53 @@ def _backtest_task(task: dict) -> dict:
     return {"family": task["family"], "rows": rows, "coverage": coverage}
 
 
+#: every variable of the fit groups (``group/name``)
+FIT_VARIABLES = {
+    **{f"scores/{k}": v for k, v in {**SCORE_META, **{
+        "family": ("dataset/group fitted as one family", "1"),
+        "split": ("held-out protocol (see the attribute splits)", "1"),
+        "procedure": ("fitting procedure (see the attribute procedures)", "1")}}.items()},
+    **{f"leaderboard/{k}": v for k, v in {
+        "rank": ("place on the leaderboard (1 = lowest mean rank)", "1"),
+        "procedure": ("fitting procedure", "1"),
+        "mean_rank": ("mean rank of the held-out median relative error over (family, split) "
+                      "cells (1 = best in a cell)", "1"),
+        "cells": ("(family, split) cells the procedure was scored in", "1"),
+        "median_error": ("median over cells of the held-out median relative error", "1"),
+        "median_nstar_log_error": ("median over cells of the ln N* error", "1"),
+        "mean_rank_nstar": ("mean rank of the ln N* error over IsoFLOP (family, split) cells",
+                            "1"),
+        "cells_nstar": ("IsoFLOP cells scored on ln N*", "1"),
+        "wins_nstar": ("IsoFLOP cells where the procedure had the lowest ln N* error", "1"),
+        "wins": ("cells where the procedure had the lowest error", "1"),
+        "failed": ("cells where the fit failed", "1"),
+        "not_identified": ("cells where the fit was not identified", "1")}.items()},
+    **{f"families/{k}": v for k, v in {
+        "D_over_N_spread": ("max/min compute-optimal D/N at 5.88e23 FLOP over the "
+                            "procedures fitted on all points (identified fits)", "1"),
+        "D_over_N_low": ("lowest D/N at 5.88e23 FLOP over the procedures", "token/parameter"),
+        "D_over_N_high": ("highest D/N at 5.88e23 FLOP over the procedures", "token/parameter"),
+        "n_points": ("points fitted (after QC)", "1"),
+        "isoflop": ("1 if the family is an IsoFLOP grid", "1"),
+        "n_sizes": ("distinct model sizes", "1"),
+        "family": ("dataset/group fitted as one family", "1")}.items()},
+    **{f"coverage/{k}": v for k, v in {
+        "coverage": ("fraction of held-out points inside the prediction interval", "1"),
+        "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
+        "n_test": ("held-out points", "1"),
+        "median_relative_error": ("median held-out relative error", "1"),
+        "family": ("dataset/group fitted as one family", "1"),
+        "split": ("held-out protocol", "1"),
+        "nominal": ("nominal coverage of the interval", "1")}.items()},
+    **{f"intervals/{k}": v for k, v in {**INTERVAL_META,
+                                        "claim": ("claim the cell is measured for", "1")}.items()},
+}
+
+
 class BacktestStudy(NoTrainingStudy):
     kind = "backtest"
     title = "Backtest of fitting procedures across published scaling data"
+    VARIABLES = FIT_VARIABLES
     fit_threads = 2
     def __init__(self, name: str, section: dict, config: dict):
         super().__init__(name, section, config)
@@ -236,11 +280,6 @@ class BacktestStudy(NoTrainingStudy):
             scores.set_index(["family", "split", "procedure"])[list(SCORE_META)])
         for name in text:
             cube_scores[name] = cube_scores[name].fillna("").astype(str)
-        describe_variables(cube_scores, SCORE_META)
-        describe_variables(cube_scores, {
-            "family": ("dataset/group fitted as one family", "1"),
-            "split": ("held-out protocol (see the attribute splits)", "1"),
-            "procedure": ("fitting procedure (see the attribute procedures)", "1")})
         from scaling_atlas.laws.backtest import REFERENCE_C, SPLITS
 
         cube_scores.attrs.update(
@@ -253,21 +292,6 @@ class BacktestStudy(NoTrainingStudy):
         board_ds = xr.Dataset.from_dataframe(board.rename_axis("rank").set_index(
             pd.Index(np.arange(1, len(board) + 1), name="rank")))
         board_ds["procedure"] = board_ds["procedure"].astype(str)
-        describe_variables(board_ds, {
-            "rank": ("place on the leaderboard (1 = lowest mean rank)", "1"),
-            "procedure": ("fitting procedure", "1"),
-            "mean_rank": ("mean rank of the held-out median relative error over (family, split) "
-                          "cells (1 = best in a cell)", "1"),
-            "cells": ("(family, split) cells the procedure was scored in", "1"),
-            "median_error": ("median over cells of the held-out median relative error", "1"),
-            "median_nstar_log_error": ("median over cells of the ln N* error", "1"),
-            "mean_rank_nstar": ("mean rank of the ln N* error over IsoFLOP (family, split) cells",
-                                "1"),
-            "cells_nstar": ("IsoFLOP cells scored on ln N*", "1"),
-            "wins_nstar": ("IsoFLOP cells where the procedure had the lowest ln N* error", "1"),
-            "wins": ("cells where the procedure had the lowest error", "1"),
-            "failed": ("cells where the fit failed", "1"),
-            "not_identified": ("cells where the fit was not identified", "1")})
         spread = {}
         for family in families:
             ok = scores[(scores["family"] == family) & (scores["split"] == "all")
@@ -283,15 +307,6 @@ class BacktestStudy(NoTrainingStudy):
             "D_over_N_low": ("family", [spread[f][1] for f in families]),
             "D_over_N_high": ("family", [spread[f][2] for f in families]),
         }, coords={"family": list(families)})
-        describe_variables(fam, {
-            "D_over_N_spread": ("max/min compute-optimal D/N at 5.88e23 FLOP over the "
-                                "procedures fitted on all points (identified fits)", "1"),
-            "D_over_N_low": ("lowest D/N at 5.88e23 FLOP over the procedures", "token/parameter"),
-            "D_over_N_high": ("highest D/N at 5.88e23 FLOP over the procedures", "token/parameter"),
-            "n_points": ("points fitted (after QC)", "1"),
-                                 "isoflop": ("1 if the family is an IsoFLOP grid", "1"),
-                                 "n_sizes": ("distinct model sizes", "1"),
-                                 "family": ("dataset/group fitted as one family", "1")})
         groups = {"scores": cube_scores, "leaderboard": board_ds, "families": fam,
                   "intervals": self._claim_intervals(families)}
         coverage = [{"family": r["family"], **row} for r in results for row in r["coverage"]]
@@ -299,17 +314,9 @@ class BacktestStudy(NoTrainingStudy):
             cov = xr.Dataset.from_dataframe(pd.DataFrame(coverage).set_index(
                 ["family", "split", "nominal"])[["coverage", "parameter_only_coverage", "n_test",
                                                  "median_relative_error"]])
-            describe_variables(cov, {
-                "coverage": ("fraction of held-out points inside the prediction interval", "1"),
-                "parameter_only_coverage": ("the same for the parameter-bootstrap part alone", "1"),
-                "n_test": ("held-out points", "1"),
-                "median_relative_error": ("median held-out relative error", "1"),
-                "family": ("dataset/group fitted as one family", "1"),
-                "split": ("held-out protocol", "1"),
-                "nominal": ("nominal coverage of the interval", "1")})
             cov.attrs["resamples"] = cfg["coverage_resamples"]
             groups["coverage"] = cov
-        return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+        return self.describe(xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()}))
 
     def _claim_intervals(self, families) -> xr.Dataset:
         """The claims' cells refitted on every point with a bootstrap interval
@@ -334,7 +341,6 @@ class BacktestStudy(NoTrainingStudy):
         ds = xr.Dataset.from_dataframe(table)
         for name in ("family", "procedure", "quantity", "status", "reason", "method", "at_bound"):
             ds[name] = ds[name].fillna("").astype(str)
-        describe_variables(ds, {**INTERVAL_META, "claim": ("claim the cell is measured for", "1")})
         ds.attrs["ci_level"] = 0.95
         return ds
 
