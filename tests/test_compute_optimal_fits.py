@@ -24,7 +24,7 @@ def study_and_cube():
         widths=[16, 24, 32, 48, 64, 96, 128, 192], budgets=[1e10, 1e11, 1e12], bootstrap_resamples=100,
         min_steps=10, max_tokens_per_parameter=0)
     study = get_study("compute_optimal", validate_config(config))
-    budgets, widths = study.cfg["budgets"], study.cfg["widths"]
+    budgets, widths = study.settings["budgets"], study.settings["widths"]
     n = np.array([parameter_counts(study.model_config(w))["total"] for w in widths], float)
     shape = (len(budgets), len(widths), 1)
     d = np.array(budgets)[:, None] / (6 * n[None, :])

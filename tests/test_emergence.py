@@ -418,7 +418,7 @@ def constructed_claims(laws: dict, seed: int = 0):
         steps = np.arange(1, 17)
         result = {"history": {"step": steps, "val_loss": np.full(16, loss), "train_loss": np.ones(16),
                               "lr": np.full(16, peak)},
-                  "tokens_seen": study.cfg["tokens"], "steps": 16, "epochs": 1, "status": "finished",
+                  "tokens_seen": study.settings["tokens"], "steps": 16, "epochs": 1, "status": "finished",
                   "diverged_at_step": np.nan, "final_val_loss": loss, "tokens_per_second": np.nan}
         shards.append(study._run_dataset(run, model_cfg, result, extras, peak))
     cube = study.assemble(shards)

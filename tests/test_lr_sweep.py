@@ -95,7 +95,7 @@ def test_a_per_size_sweep_trains_each_width_once_per_lr_and_the_rest_at_the_choi
     study = _size_scope(seeds=[0, 1], batch_size=4, tokens=2_000_000,
                         lr_sweep_tokens_per_parameter=5)
     runs = study.runs()
-    widths = study.cfg["widths"]
+    widths = study.settings["widths"]
     sweep = [r for r in runs if r.params.get("lr_stage") == "sweep"]
     tuned = [r for r in runs if r.params.get("lr_stage") == "tuned"]
     assert len(sweep) == 3 * len(widths) and len(tuned) == 2 * len(widths)  # no grid point reused

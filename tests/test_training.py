@@ -28,7 +28,7 @@ def tiny_study(ci_config, **overrides):
 
 def train(study, tmp_path, batching, checkpoint_every=0):
     configure_determinism(CPU)
-    study.cfg["checkpoint_every"] = checkpoint_every
+    study.settings["checkpoint_every"] = checkpoint_every
     return study.train_shard(study.runs(), CPU, tmp_path, batching, lambda message: None)
 
 

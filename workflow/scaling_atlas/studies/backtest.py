@@ -158,7 +158,7 @@ class BacktestStudy(NoTrainingStudy):
         from scaling_atlas.datasets.registry import REGISTRY
         from scaling_atlas.laws.backtest import PROCEDURES, SPLITS
 
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         for name in cfg["datasets"]:
             if name not in REGISTRY:
                 problems.append(f"datasets: unknown dataset {name!r} (known: {', '.join(REGISTRY)})")
@@ -185,12 +185,12 @@ class BacktestStudy(NoTrainingStudy):
 
     # ---- data ------------------------------------------------------------------------------------
     def datasets(self) -> list[str]:
-        return list(self.cfg["datasets"])
+        return list(self.settings["datasets"])
 
     def prepare_dataset(self, name: str, cache_dir: Path, log: Callable[[str], None] = print):
         from scaling_atlas.datasets.registry import QC_FLAGS, SCHEMA, get, load
 
-        cfg = self.cfg
+        cfg = self.settings
         spec = get(name)
         table = load(name, cfg["mirror_dir"], cfg["source"], cache_dir, log, cfg["url_base"])
         columns = [c for c in SCHEMA if c in table] + ["source_reason"] + list(QC_FLAGS)
@@ -231,10 +231,10 @@ class BacktestStudy(NoTrainingStudy):
             ds = cube[name].to_dataset()
             table = ds.to_dataframe()
             drop = (table["qc_invalid"] == 1) | (table["qc_duplicate"] == 1)
-            if self.cfg["drop_source_outliers"]:
+            if self.settings["drop_source_outliers"]:
                 drop |= table["qc_source_outlier"] == 1
             table = best_per_point(table[~drop])
-            wanted = [f.split("/", 1)[1] for f in self.cfg["only_groups"]
+            wanted = [f.split("/", 1)[1] for f in self.settings["only_groups"]
                       if f.split("/", 1)[0] == name]
             unknown = sorted(set(wanted) - set(table["group"]))
             if unknown:
@@ -251,7 +251,7 @@ class BacktestStudy(NoTrainingStudy):
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         from scaling_atlas.laws.backtest import PROCEDURES, leaderboard
 
-        cfg = self.cfg
+        cfg = self.settings
         families = self.families(cube)
         tasks = [{"family": f, "points": p, "isoflop": iso, "procedures": cfg["procedures"],
                   "splits": cfg["splits"], "coverage_resamples": cfg["coverage_resamples"],
@@ -323,7 +323,7 @@ class BacktestStudy(NoTrainingStudy):
         (``interval_resamples``); a cell whose family or procedure is not in the run says so."""
         from scaling_atlas.laws.backtest import procedure_interval
 
-        cfg, rows = self.cfg, []
+        cfg, rows = self.settings, []
         for claim, (family, procedure, quantity) in CLAIM_CELLS.items():
             row = {"claim": claim, "family": family, "procedure": procedure, "quantity": quantity}
             if family in families and procedure in cfg["procedures"]:

@@ -2,7 +2,8 @@
 
 The rules and the Snakefile only ever call these methods, with the study instance's name as the
 ``{study}`` wildcard; nothing study-specific lives in the workflow. A new study is one module
-subclassing :class:`Study`, registered in ``scaling_atlas.studies.REGISTRY``.
+subclassing :class:`Study` (or :class:`TrainingStudy`), registered in
+``scaling_atlas.studies.KINDS``.
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ class Study(ABC):
 
     def __init__(self, name: str, section: dict, config: dict):
         self.name = name
-        self.cfg = section
-        self.config = config
+        self.settings = section
+        self.workflow_config = config
 
     # ---- config ------------------------------------------------------------------------------
     @property
     def preset(self) -> str:
-        return self.config.get("preset", "custom")
+        return self.workflow_config.get("preset", "custom")
 
     def validate(self) -> list[str]:
         """Cross-key problems the schema cannot express, as ``key: problem (rule: …)`` lines."""
@@ -88,7 +89,7 @@ class Study(ABC):
 
     def shards(self) -> dict[str, list[Run]]:
         return group_into_shards(
-            self.runs(), self.shape_key, self.shard_label, self.cfg.get("max_runs_per_shard", 8)
+            self.runs(), self.shape_key, self.shard_label, self.settings.get("max_runs_per_shard", 8)
         )
 
     def tuning_shards(self) -> list[str]:
@@ -181,7 +182,7 @@ class Study(ABC):
         if missing:
             raise ValueError(f"study kind {self.kind!r}: {', '.join(missing)} not described in "
                              "its VARIABLES table (long_name, units)")
-        settings = {**self.cfg, "preset": self.preset}
+        settings = {**self.settings, "preset": self.preset}
         for group, node in nodes:
             for name in node.variables:
                 long_name, units = entry(group, name)
@@ -232,8 +233,8 @@ class Study(ABC):
 
     def provenance(self, device: str = "", job: dict | None = None) -> dict[str, str]:
         seeds = sorted({run.params.get("seed") for run in self.runs()})
-        workflow_config = {k: v for k, v in self.config.items() if k != "studies"}
-        return provenance(self.cfg, self.preset, device=device, seeds=seeds,
+        workflow_config = {k: v for k, v in self.workflow_config.items() if k != "studies"}
+        return provenance(self.settings, self.preset, device=device, seeds=seeds,
                           dtype=self.compute_dtype, workflow_config=workflow_config, job=job)
 
 
@@ -255,21 +256,21 @@ class TrainingStudy(Study):
 
         dims = list(self.GRID)
         return [dict(zip(dims, values))
-                for values in itertools.product(*(self.cfg[self.GRID[d]] for d in dims))]
+                for values in itertools.product(*(self.settings[self.GRID[d]] for d in dims))]
 
     def run_params(self) -> dict:
         """What every run shares: the settings that are not grid lists (hashed into run ids)."""
-        return {key: value for key, value in self.cfg.items()
+        return {key: value for key, value in self.settings.items()
                 if key not in self.GRID.values() and key not in ("kind", "max_runs_per_shard")}
 
     def runs(self) -> list[Run]:
-        shared = {**self.run_params(), "seed_salt": self.config.get("seed_salt", 0)}
+        shared = {**self.run_params(), "seed_salt": self.workflow_config.get("seed_salt", 0)}
         return [Run.from_params({**point, **shared}) for point in self.grid_points()]
 
     def run_count(self) -> int:
         import math
 
-        return math.prod(len(self.cfg[key]) for key in self.GRID.values())
+        return math.prod(len(self.settings[key]) for key in self.GRID.values())
 
     def shape_key(self, run: Run) -> Hashable:
         return ()

@@ -84,7 +84,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     def _ladder(self) -> list[tuple[int, int]]:
         """(width, N) of every width the centred grid may pick: multiples of family.head_dim
         whose embeddings stay within family.max_embedding_share, by N."""
-        fam = self.cfg["family"]
+        fam = self.settings["family"]
         widths = range(2 * fam["head_dim"], self.MAX_LADDER_WIDTH + 1, fam["head_dim"])
         return sorted((w, self.model_size(w)) for w in widths
                       if self.embedding_share(w) <= fam["max_embedding_share"])
@@ -96,13 +96,13 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         N*·q^(−(K−1)/2)), each rounded to the ladder width of nearest log N. Budgets share their
         sizes where their profiles overlap, so a per-size LR sweep (``lr_sweep_scope: size``)
         tunes fewer widths. Otherwise every width of ``widths`` at every budget."""
-        k_sizes = self.cfg["sizes_per_budget"]
+        k_sizes = self.settings["sizes_per_budget"]
         if not k_sizes:
-            return {budget: list(self.cfg["widths"]) for budget in self.cfg["budgets"]}
-        ladder, ratio = self._ladder, self.cfg["size_ratio"]
-        n_zero = self.expected_optimum(min(self.cfg["budgets"])) * ratio ** (-(k_sizes - 1) / 2)
+            return {budget: list(self.settings["widths"]) for budget in self.settings["budgets"]}
+        ladder, ratio = self._ladder, self.settings["size_ratio"]
+        n_zero = self.expected_optimum(min(self.settings["budgets"])) * ratio ** (-(k_sizes - 1) / 2)
         out = {}
-        for budget in self.cfg["budgets"]:
+        for budget in self.settings["budgets"]:
             # index of the ladder size nearest N*, less half the profile: K sizes centred on N*
             centre = math.log(self.expected_optimum(budget) / n_zero) / math.log(ratio)
             first = round(centre - (k_sizes - 1) / 2)
@@ -120,7 +120,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
 
     def _isoflop_points(self):
         """(budget, width, N, D, steps) of every pair of the grid, trained or not."""
-        seq_tokens = self.cfg["batch_size"] * self.cfg["seq_len"]
+        seq_tokens = self.settings["batch_size"] * self.settings["seq_len"]
         for budget, widths in self.budget_widths().items():
             for width in widths:
                 n = self.model_size(width)
@@ -131,12 +131,12 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         """Why each (budget, width) pair of the design is not trained (kept in the cube)."""
         out = []
         for budget, width, n, tokens, steps in self._isoflop_points():
-            if steps < self.cfg["min_steps"]:
+            if steps < self.settings["min_steps"]:
                 out.append(f"C = {budget:.3g}, width {width} (N = {n:,}): {steps:.0f} steps < "
-                           f"min_steps = {self.cfg['min_steps']}")
+                           f"min_steps = {self.settings['min_steps']}")
             elif not self._within_ratio(tokens / n):
                 out.append(f"C = {budget:.3g}, width {width} (N = {n:,}): D/N = {tokens / n:.3g} > "
-                           f"max_tokens_per_parameter = {self.cfg['max_tokens_per_parameter']:g}")
+                           f"max_tokens_per_parameter = {self.settings['max_tokens_per_parameter']:g}")
         return out
 
     def regime_problems(self) -> list[str]:
@@ -145,7 +145,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         sizes spaced ×1.3–1.5 on average (each step within ×1.15–1.75: widths are discrete and
         depth changes in steps); every
         trained run ≥ 1000 steps; a per-size LR sweep; ≥ 2 seeds."""
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         budgets = sorted(cfg["budgets"])
         decades = math.log10(budgets[-1] / budgets[0])
         if len(budgets) < 4 or decades < 1.5 - 5e-3:  # 3.16e16 → 1e18 counts as 1.5
@@ -178,24 +178,24 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         for i, (budget, widths) in enumerate(self.budget_widths().items()):
             smallest = min(widths)
             for b, width, n, tokens, steps in self._isoflop_points():
-                if b == budget and width == smallest and steps < self.cfg["min_steps"]:
-                    need = 6 * n * self.cfg["min_steps"] * self.cfg["batch_size"] * self.cfg["seq_len"]
+                if b == budget and width == smallest and steps < self.settings["min_steps"]:
+                    need = 6 * n * self.settings["min_steps"] * self.settings["batch_size"] * self.settings["seq_len"]
                     problems.append(
                         f"budgets[{i}]: C = {budget:.3g} FLOP is too small for the smallest model "
                         f"(width {width}, N = {n:,}): D = C/6N = {tokens:,.0f} tokens is "
-                        f"{steps:.1f} steps, below min_steps = {self.cfg['min_steps']} (needs "
+                        f"{steps:.1f} steps, below min_steps = {self.settings['min_steps']} (needs "
                         f"C ≥ {need:.3g})")
-        if len(self.cfg["budgets"]) < 2:
+        if len(self.settings["budgets"]) < 2:
             problems.append("budgets: Approaches 1 and 2 need at least 2 compute budgets")
         problems = problems or self.bracketing_problems()
-        if not problems and self.cfg["regime_checks"]:
+        if not problems and self.settings["regime_checks"]:
             problems = self.regime_problems()
         return problems
 
     def expected_optimum(self, budget: float) -> float:
         """N* a budget is expected to have, from ``expected_tokens_per_parameter`` r (a prior
         for planning the grid only): C = 6·N·D with D = r·N gives N* = √(C / 6r)."""
-        return math.sqrt(budget / (6 * self.cfg["expected_tokens_per_parameter"]))
+        return math.sqrt(budget / (6 * self.settings["expected_tokens_per_parameter"]))
 
     def bracketing_problems(self) -> list[str]:
         """Each budget's trained sizes must straddle its expected optimum: an IsoFLOP parabola
@@ -204,21 +204,21 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         trained = {}
         for budget, width, n, tokens, steps in self._trained_points():
             trained.setdefault(budget, []).append(n)
-        for i, budget in enumerate(self.cfg["budgets"]):
+        for i, budget in enumerate(self.settings["budgets"]):
             sizes = sorted(trained.get(budget, []))
             n_star = self.expected_optimum(budget)
             if not sizes:
                 problems.append(
                     f"budgets[{i}]: C = {budget:.3g} FLOP trains no size: every width gives fewer "
-                    f"than min_steps = {self.cfg['min_steps']} steps or more than "
-                    f"max_tokens_per_parameter = {self.cfg['max_tokens_per_parameter']:g} tokens "
+                    f"than min_steps = {self.settings['min_steps']} steps or more than "
+                    f"max_tokens_per_parameter = {self.settings['max_tokens_per_parameter']:g} tokens "
                     "per parameter; widen those limits or move the budget")
             elif not sizes[0] < n_star < sizes[-1]:
                 span = f"N = {sizes[0]:,}–{sizes[-1]:,}" if sizes else "no size"
                 problems.append(
                     f"budgets[{i}]: C = {budget:.3g} FLOP trains {span}, which does not bracket its "
                     f"expected optimum N* ≈ {n_star:,.0f} (√(C/6r), expected_tokens_per_parameter r "
-                    f"= {self.cfg['expected_tokens_per_parameter']:g}); add widths "
+                    f"= {self.settings['expected_tokens_per_parameter']:g}); add widths "
                     f"{'above' if sizes and sizes[-1] <= n_star else 'below'} it or move the budget")
         return problems
 
@@ -226,18 +226,18 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         """The pairs of the grid that are trained: enough steps, not too many tokens per parameter."""
         return [(budget, width, n, tokens, steps) for budget, width, n, tokens, steps
                 in self._isoflop_points()
-                if steps >= self.cfg["min_steps"] and self._within_ratio(tokens / n)]
+                if steps >= self.settings["min_steps"] and self._within_ratio(tokens / n)]
 
     def grid(self) -> list[dict]:
         return [{"budget": float(budget), "width": width, "tokens": int(round(tokens)), "seed": seed}
                 for budget, width, n, tokens, steps in self._trained_points()
-                for seed in self.cfg["seeds"]]
+                for seed in self.settings["seeds"]]
 
     def grid_size(self) -> int:
-        return len(self._trained_points()) * len(self.cfg["seeds"])
+        return len(self._trained_points()) * len(self.settings["seeds"])
 
     def _within_ratio(self, tokens_per_parameter: float) -> bool:
-        limit = self.cfg["max_tokens_per_parameter"]
+        limit = self.settings["max_tokens_per_parameter"]
         return limit == 0 or tokens_per_parameter <= limit
 
     def axes(self) -> list[str]:
@@ -246,7 +246,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     # ---- cube ----------------------------------------------------------------------------------
     def assemble(self, shard_results, datasets=None) -> xr.Dataset:
         cube = self.cube_from_shards(shard_results, {})
-        cube.attrs["min_steps"] = self.cfg["min_steps"]
+        cube.attrs["min_steps"] = self.settings["min_steps"]
         cube.attrs["untrained_pairs"] = "; ".join(self.untrained_pairs()) or "none"
         return self.describe(cube)
 
@@ -283,10 +283,10 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         curves["run"] = list(zip(curves["budget"], curves["width"], curves["seed"]))
         # skip each curve's first points: before warmup ends the envelope is meaningless
         curves = curves[curves["curve_tokens"] >= 0.1 * curves.groupby("run")["curve_tokens"].transform("max")]
-        optima = envelope_optima(curves, n_budgets=self.cfg["envelope_budgets"], run="run",
+        optima = envelope_optima(curves, n_budgets=self.settings["envelope_budgets"], run="run",
                                  n="n_params", tokens="curve_tokens", loss="curve_val_loss")
         # only budgets where every size's curve could compete (inside each budget range)
-        lo, hi = min(self.cfg["budgets"]), max(self.cfg["budgets"])
+        lo, hi = min(self.settings["budgets"]), max(self.settings["budgets"])
         optima = optima[(optima["flops"] >= lo) & (optima["flops"] <= hi)]
         a, _, r2 = weighted_power_law(optima["flops"], optima["n_opt"])
         b, _, _ = weighted_power_law(optima["flops"], optima["d_opt"])
@@ -319,7 +319,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                             ci_method=f"seed-noise bootstrap (Porian et al.): relative Gaussian "
                                       f"noise σ = {sigma:.4f} on every loss, minima re-found, "
                                       f"slope refitted; 95 % percentiles over the {valid} of "
-                                      f"{self.cfg['bootstrap_resamples']} replicates with ≥ 2 "
+                                      f"{self.settings['bootstrap_resamples']} replicates with ≥ 2 "
                                       "usable budgets")
         except ValueError as error:  # fewer than 2 budgets with an interior minimum
             ds.attrs.update(a=math.nan, b=math.nan, note=str(error))
@@ -331,10 +331,10 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         spread = points.groupby(["budget", "N"])["loss"].agg(["std", "mean", "count"])
         spread = spread[spread["count"] > 1]
         sigma = (float((spread["std"] / spread["mean"]).median()) if len(spread)
-                 else self.cfg["isoflop_noise"])
-        rng = np.random.default_rng(self.cfg["bootstrap_seed"])
+                 else self.settings["isoflop_noise"])
+        rng = np.random.default_rng(self.settings["bootstrap_seed"])
         slopes = []
-        for _ in range(self.cfg["bootstrap_resamples"]):
+        for _ in range(self.settings["bootstrap_resamples"]):
             noise = 1 + sigma * rng.standard_normal(len(per_model))
             optima = isoflop_optima(per_model.assign(loss=per_model["loss"] * noise), method="parabola")
             used = optima[optima["used"]]
@@ -346,11 +346,11 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return float(low), float(high), sigma, len(slopes)
 
     def _approach3(self, points, cube, n_jobs=None) -> xr.Dataset:
-        budgets = sorted(self.cfg["budgets"])
+        budgets = sorted(self.settings["budgets"])
         derived = chinchilla_derived(budgets)
         fit = LawFit("chinchilla", bookkeeping={"N": BOOKKEEPING["N"], "C": "6ND", "D": "tokens seen"})
         fit.fit(points, points["loss"])
-        fit.bootstrap(self.cfg["bootstrap_resamples"], seed=self.cfg["bootstrap_seed"],
+        fit.bootstrap(self.settings["bootstrap_resamples"], seed=self.settings["bootstrap_seed"],
                       n_jobs=n_jobs, derived=derived)
         ds = fit.to_dataset()
         flops = np.geomspace(budgets[0], budgets[-1], 25)
@@ -367,7 +367,7 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
     def _schedule_areas(self, steps_total: int, at_steps: np.ndarray, peak_lr: float):
         """Tissue et al.'s LR areas S₁, S₂ of a run's schedule at ``at_steps``, from its own peak
         LR (with an LR sweep, each width's chosen one)."""
-        spec = LMTrainSpec(tokens=1, lr=peak_lr, **{k: self.cfg[k] for k in (
+        spec = LMTrainSpec(tokens=1, lr=peak_lr, **{k: self.settings[k] for k in (
             "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
             "decay_fraction")})
         eta = np.concatenate([[0.0], lr_sequence(steps_total, spec)])  # η[τ]: LR of step τ ≥ 1
@@ -507,11 +507,11 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
 
     # ---- claims --------------------------------------------------------------------------------
     def claim_deviations(self, cube) -> str:
-        budgets = sorted(self.cfg["budgets"])
+        budgets = sorted(self.settings["budgets"])
         n_range = cube["n_params"].values[np.isfinite(cube["final_val_loss"].values)]
         return (f"our scale: C = {budgets[0]:.1e}–{budgets[-1]:.1e} FLOP "
                 f"({math.log10(budgets[-1] / budgets[0]):.1f} decades, ~11 below Chinchilla), "
-                f"N = {n_range.min():,.0f}–{n_range.max():,.0f}, {self.cfg['corpus']['source']} corpus, "
+                f"N = {n_range.min():,.0f}–{n_range.max():,.0f}, {self.settings['corpus']['source']} corpus, "
                 + ("per-size peak LR from a sweep at each width's smallest budget"
                    if self.sweeps_per_size else "per-size peak LR from a sweep" if self.sweeps_lr
                    else "one peak LR for every size"))

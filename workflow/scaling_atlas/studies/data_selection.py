@@ -50,7 +50,7 @@ class DataSelectionStudy(Study):
 
     # ---- config ------------------------------------------------------------------------------
     def validate(self) -> list[str]:
-        c, problems = self.cfg, []
+        c, problems = self.settings, []
         problems += [f"corpus: {p}" for p in CorpusSpec.from_settings(c["corpus"], 0).problems()]
         s = c["scorer"]
         if s["width"] % s["n_head"] or (s["width"] // s["n_head"]) % 2:
@@ -68,11 +68,11 @@ class DataSelectionStudy(Study):
 
     # ---- grid ----------------------------------------------------------------------------------
     def runs(self) -> list[Run]:
-        c = self.cfg
+        c = self.settings
         shared = {"corpus": c["corpus"], "scorer": c["scorer"], "retrieval_fraction":
                   c["retrieval_fraction"], "head_fraction": c["head_fraction"],
                   "select_fraction": c["select_fraction"], "batch_size": c["batch_size"],
-                  "lr": c["lr"], "seed_salt": self.config.get("seed_salt", 0)}
+                  "lr": c["lr"], "seed_salt": self.workflow_config.get("seed_salt", 0)}
         runs = []
         for seed in c["seeds"]:
             runs.append(Run.from_params({"role": "scorer", "seed": seed, **shared}))
@@ -86,7 +86,7 @@ class DataSelectionStudy(Study):
         return runs
 
     def run_count(self) -> int:
-        c = self.cfg
+        c = self.settings
         return len(c["seeds"]) * (1 + len(c["strong"]["widths"]) * len(CONDITIONS))
 
     def shape_key(self, run: Run) -> Hashable:
@@ -104,7 +104,7 @@ class DataSelectionStudy(Study):
         """One seed's whole pipeline (``scaling_atlas.selection.pipeline``)."""
         from scaling_atlas.selection.pipeline import train_seed
 
-        return train_seed(self.cfg, self.config.get("seed_salt", 0), self.name, runs, device,
+        return train_seed(self.settings, self.workflow_config.get("seed_salt", 0), self.name, runs, device,
                           Path(ckpt_dir), log)
 
     # ---- cube ----------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class DataSelectionStudy(Study):
         cube = xr.merge([cube, per_seed.reindex(seed=cube["seed"].values)])
         cube = cube.assign_coords(layer=np.arange(cube.sizes["layer"]),
                                   head=np.arange(cube.sizes["head"]), doc=np.arange(cube.sizes["doc"]))
-        c = self.cfg
+        c = self.settings
         cube.attrs.update(title=self.title, kinds=", ".join(KINDS),
                           pool_retrieval_fraction=c["retrieval_fraction"],
                           scorer_retrieval_fraction=c["scorer"]["retrieval_fraction"],
@@ -195,7 +195,7 @@ class DataSelectionStudy(Study):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
-        c = self.cfg
+        c = self.settings
         usable, excluded = without_diverged(cube)
         resamples = c["bootstrap_resamples"]
         seeds = cube["seed"].values
@@ -360,7 +360,7 @@ class DataSelectionStudy(Study):
     )
 
     def claim_deviations(self, cube) -> str:
-        c = self.cfg
+        c = self.settings
         s = c["scorer"]
         return (f"toy: synthetic documents of {c['corpus']['seq_len']} tokens; scorer d = {s['width']}, "
                 f"{s['n_layer']} layers × {s['n_head']} heads, pretrained on a "

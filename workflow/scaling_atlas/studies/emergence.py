@@ -158,17 +158,17 @@ class EmergenceStudy(TransformerFamilyStudy):
                     for name, entry in table.items()}}
     # ---- tasks and corpus ----------------------------------------------------------------------
     def corpus_config(self) -> dict:
-        return self.cfg["tasks"]
+        return self.settings["tasks"]
 
     @cached_property
     def suite(self) -> TaskSuite:
-        return TaskSuite(self.cfg["tasks"])
+        return TaskSuite(self.settings["tasks"])
 
     def vocab_size(self) -> int:
         return len(VOCAB)
 
     def corpus_problems(self) -> list[str]:
-        tasks, sampling = self.cfg["tasks"], self.cfg["passuntil"]
+        tasks, sampling = self.settings["tasks"], self.settings["passuntil"]
         problems = []
         if tasks["table_size"] > 10**KEY_DIGITS:
             problems.append(f"tasks.table_size: keys are {KEY_DIGITS}-digit codes, so at most "
@@ -178,32 +178,32 @@ class EmergenceStudy(TransformerFamilyStudy):
         if sampling["k_max"] < sampling["r"]:
             problems.append(f"passuntil.k_max: K_max = {sampling['k_max']} is smaller than r = "
                             f"{sampling['r']}; sampling could never reach r passes")
-        if self.cfg["lr_sweep"] and self.cfg["lr_sweep_scope"] != "size":
+        if self.settings["lr_sweep"] and self.settings["lr_sweep_scope"] != "size":
             problems.append("lr_sweep_scope: the emergence study sweeps the LR per size (scope "
                             "size: each width's sweep at its first seed, the best LR for all its "
-                            f"seeds), not per point ({self.cfg['lr_sweep_scope']!r})")
-        if len(self.cfg["widths"]) < 3:
+                            f"seeds), not per point ({self.settings['lr_sweep_scope']!r})")
+        if len(self.settings["widths"]) < 3:
             problems.append("widths: the task law needs at least 3 sizes (2 to fit, 1 to predict)")
         try:
             suite = self.suite
         except TaskError as error:
             return problems + [str(error)]
-        if not problems and self.cfg["regime_checks"]:
+        if not problems and self.settings["regime_checks"]:
             problems = self.regime_problems()
         for name, instances in suite.test_sets.items():
             context = 1 + instances.prompts.shape[1] + instances.answer_len - 1
-            if context > self.cfg["seq_len"]:
+            if context > self.settings["seq_len"]:
                 problems.append(f"seq_len: task {name} needs a context of {context} tokens (the "
                                 f"previous document's end token, a {instances.prompts.shape[1]}-"
                                 f"token prompt and a {instances.answer_len}-token answer), longer "
-                                f"than seq_len = {self.cfg['seq_len']}")
+                                f"than seq_len = {self.settings['seq_len']}")
         return problems
 
     def regime_problems(self) -> list[str]:
         """Issue #18's rules for a grid that can test the task law (``regime_checks: true``, as
         in the reproduce and paper presets): ≥ 7 widths on a ladder spaced ×1.3–1.5 in N, every
         run ≥ 1000 steps, a per-size LR sweep, ≥ 2 seeds."""
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         sizes = [self.model_size(w) for w in cfg["widths"]]
         spacing, ratios, ok = self.ladder_spacing(sizes)
         if not ok:
@@ -227,11 +227,11 @@ class EmergenceStudy(TransformerFamilyStudy):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         suite = self.suite
-        train = suite.stream(self.tokens_needed() + self.cfg["seq_len"] + 1, stream=1)
-        val = suite.stream(self.cfg["val_tokens"], stream=2)
+        train = suite.stream(self.tokens_needed() + self.settings["seq_len"] + 1, stream=1)
+        val = suite.stream(self.settings["val_tokens"], stream=2)
         meta = {"source": "tasks", "vocab_size": len(VOCAB), "vocabulary": "".join(VOCAB),
                 "end_token": VOCAB.index(";"), "tokenizer": "characters",
-                "tokens_needed": int(self.tokens_needed()), "tasks": self.cfg["tasks"],
+                "tokens_needed": int(self.tokens_needed()), "tasks": self.settings["tasks"],
                 "task_weights": dict(zip(suite.tasks, suite.weights.tolist())),
                 "document_lengths": {n: t.document_length() for n, t in suite.tasks.items()},
                 "mean_document_length": suite.mean_document_length(),
@@ -274,7 +274,7 @@ class EmergenceStudy(TransformerFamilyStudy):
     def run_extras(self, run, model, corpus_meta) -> dict:
         from scaling_atlas.emergence.evaluate import evaluate_suite
 
-        sampling = self.cfg["passuntil"]
+        sampling = self.settings["passuntil"]
         rng = np.random.default_rng([sampling["seed"], run["width"], run["seed"]])
         device = next(model.parameters()).device
         metrics = evaluate_suite(model, self.suite.test_sets, sampling["r"], sampling["k_max"], rng,
@@ -305,7 +305,7 @@ class EmergenceStudy(TransformerFamilyStudy):
             answer_len=("task", [sets[t].answer_len for t in tasks]),
             prompt_len=("task", [sets[t].prompts.shape[1] for t in tasks]),
             n_instances=("task", [len(sets[t]) for t in tasks]))
-        sampling = self.cfg["passuntil"]
+        sampling = self.settings["passuntil"]
         r, k_max = sampling["r"], sampling["k_max"]
         cube["logp_answer"] = cube["token_logp"].sum("position", min_count=1)
         cube["pu_exact"] = np.exp(cube["logp_answer"])
@@ -319,14 +319,14 @@ class EmergenceStudy(TransformerFamilyStudy):
         cube["pu_ci_high"] = (samples.dims, np.where(samples.notnull(), high, np.nan))
         cube["compute"] = cube["flops_6n"]
         cube.attrs.update(
-            title=self.title, seq_len=self.cfg["seq_len"], batch_size=self.cfg["batch_size"],
-            lr=(f"per width, from the sweep {self.cfg['lr_sweep']} (variable lr)" if sweep is not None
-                else self.cfg["lr"]),
-            schedule=self.cfg["schedule"], tokens=self.cfg["tokens"],
+            title=self.title, seq_len=self.settings["seq_len"], batch_size=self.settings["batch_size"],
+            lr=(f"per width, from the sweep {self.settings['lr_sweep']} (variable lr)" if sweep is not None
+                else self.settings["lr"]),
+            schedule=self.settings["schedule"], tokens=self.settings["tokens"],
             passuntil_r=r, passuntil_k_max=k_max, temperature=1.0,
-            vocabulary="".join(VOCAB), tasks=str(self.cfg["tasks"]),
-            family=f"pre-LN decoder, d/L = {self.cfg['family']['aspect_ratio']}, head dim "
-                   f"{self.cfg['family']['head_dim']}",
+            vocabulary="".join(VOCAB), tasks=str(self.settings["tasks"]),
+            family=f"pre-LN decoder, d/L = {self.settings['family']['aspect_ratio']}, head dim "
+                   f"{self.settings['family']['head_dim']}",
             examples="; ".join(f"{t}: {decode(np.hstack([sets[t].prompts[0], sets[t].answers[0]]))}"
                                for t in tasks))
         return self.describe(cube)
@@ -344,11 +344,11 @@ class EmergenceStudy(TransformerFamilyStudy):
 
     def _bootstrap_instances(self, values: xr.DataArray, statistic) -> np.ndarray:
         """``statistic`` of instance-resampled data: (resamples, …) draws (seeded)."""
-        rng = np.random.default_rng(self.cfg["bootstrap_seed"])
+        rng = np.random.default_rng(self.settings["bootstrap_seed"])
         n = values.sizes["instance"]
         valid = np.flatnonzero(values.notnull().any([d for d in values.dims if d != "instance"]).values)
         draws = []
-        for _ in range(self.cfg["bootstrap_resamples"]):
+        for _ in range(self.settings["bootstrap_resamples"]):
             pick = rng.choice(valid, size=len(valid), replace=True) if len(valid) else np.arange(n)
             draws.append(statistic(values.isel(instance=pick)))
         return np.array(draws)
@@ -379,7 +379,7 @@ class EmergenceStudy(TransformerFamilyStudy):
             ds[f"{name}_ci_high"] = (("task", "width"), np.nanpercentile(draws, 97.5, axis=0))
         ds.attrs.update(aggregation="mean over seeds and test instances (Hu et al.'s dataset-level "
                                     "PU); CIs: 95 % percentile bootstrap over instances",
-                        bootstrap_resamples=self.cfg["bootstrap_resamples"],
+                        bootstrap_resamples=self.settings["bootstrap_resamples"],
                         sharpness="largest change between consecutive sizes / total range (1: a step)")
         return ds
 
@@ -389,13 +389,13 @@ class EmergenceStudy(TransformerFamilyStudy):
         widths = cube["width"].values
         small, largest = widths[:-1], widths[-1]
         log_n = np.log(n_params.values)
-        sampling = self.cfg["passuntil"]
+        sampling = self.settings["passuntil"]
         rows = {key: np.full((cube.sizes["task"], 2), np.nan) for key in (
             "c", "k", "r2_small", "r2_all", "pu_predicted", "pu_observed", "relative_error",
             "ipu_predicted", "ipu_relative_error", "instances_used", "instances_excluded",
             "curvature", "curvature_ci_low", "curvature_ci_high")}
         classes = np.full((cube.sizes["task"], 2), "", dtype=object)
-        curvature_draws = np.full((cube.sizes["task"], 2, self.cfg["bootstrap_resamples"]), np.nan)
+        curvature_draws = np.full((cube.sizes["task"], 2, self.settings["bootstrap_resamples"]), np.nan)
         for t, task in enumerate(cube["task"].values):
             for e, estimate in enumerate(ESTIMATES):
                 values = cube[f"pu_{estimate}"].sel(task=task)
@@ -801,10 +801,10 @@ class EmergenceStudy(TransformerFamilyStudy):
 
     def claim_deviations(self, cube) -> str:
         widths = cube["width"].values
-        sampling = self.cfg["passuntil"]
+        sampling = self.settings["passuntil"]
         return (f"our scale: widths {widths.min()}–{widths.max()} "
                 f"(N = {int(cube['n_params'].min()):,}–{int(cube['n_params'].max()):,}), "
-                f"{self.cfg['tokens']:,} tokens of a synthetic task mixture, "
+                f"{self.settings['tokens']:,} tokens of a synthetic task mixture, "
                 f"{cube.sizes['seed']} seed(s), r = {sampling['r']}, K_max = {sampling['k_max']:,} "
                 "(paper: 0.03B–2.4B models, K_max 1e5)")
 

@@ -19,7 +19,7 @@ class ExampleStudy(TrainingStudy):
                  "loss": ("final loss", "nat"), "alpha": ("fitted exponent α of L ∝ N^−α", "1")}
 
     def claim_specs(self, cube):
-        alpha = self.cfg["alpha"]
+        alpha = self.settings["alpha"]
         return (ClaimSpec("alpha", "the fit recovers the α the runs were made with",
                           f"α = {alpha}", "constructed", alpha, 0.05),)
 

@@ -73,7 +73,7 @@ class MatrixSensingStudy(Study):
 
     # ---- config ------------------------------------------------------------------------------
     def validate(self) -> list[str]:
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         n, r = cfg["n"], cfg["r"]
         if r >= n:
             problems.append(f"r: rank r = {r} must be below n = {n} (rule: r < n)")
@@ -95,7 +95,7 @@ class MatrixSensingStudy(Study):
 
     # ---- grid ----------------------------------------------------------------------------------
     def runs(self) -> list[Run]:
-        cfg = self.cfg
+        cfg = self.settings
         return [
             Run.from_params({"param": param, "k": k, "alpha": alpha, "eta": eta, "seed": seed,
                              "n": cfg["n"], "r": cfg["r"], "operator": cfg["operator"],
@@ -103,13 +103,13 @@ class MatrixSensingStudy(Study):
                              "steps": cfg["steps"], "log_points": cfg["log_points"],
                              "rebalance_below": cfg["rebalance_below"] if param == "asym_rebalanced" else 0.0,
                              "diverge_above": cfg["diverge_above"],
-                             "seed_salt": self.config.get("seed_salt", 0)})
+                             "seed_salt": self.workflow_config.get("seed_salt", 0)})
             for param in cfg["params"] for k in cfg["ks"] for alpha in cfg["alphas"]
             for eta in cfg["step_sizes"] for seed in cfg["seeds"]
         ]
 
     def run_count(self) -> int:
-        cfg = self.cfg
+        cfg = self.settings
         return math.prod(len(cfg[key]) for key in ("params", "ks", "alphas", "step_sizes", "seeds"))
 
     def shape_key(self, run: Run) -> Hashable:
@@ -130,7 +130,7 @@ class MatrixSensingStudy(Study):
             blocks.setdefault((run["param"], run["k"]), []).append(run)
         results = [
             train_batch(block, device, Path(ckpt_dir) / f"{param}-k{k}", log,
-                        self.cfg["checkpoint_every"])
+                        self.settings["checkpoint_every"])
             for (param, k), block in sorted(blocks.items())
         ]
         return xr.concat(results, dim="run")
@@ -148,13 +148,13 @@ class MatrixSensingStudy(Study):
             arrays={"err_fro2": ("step", steps),
                     "first_passage": ("decade", combined["decade"].values)},
         )
-        cube.attrs.update(title=self.title, n=self.cfg["n"], r=self.cfg["r"],
-                          operator=self.cfg["operator"], steps=self.cfg["steps"])
+        cube.attrs.update(title=self.title, n=self.settings["n"], r=self.settings["r"],
+                          operator=self.settings["operator"], steps=self.settings["steps"])
         return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
-        cfg = self.cfg
+        cfg = self.settings
         r = cfg["r"]
         high, low = cfg["rate_window"]
         usable = cube["diverged"] == 0
@@ -202,7 +202,7 @@ class MatrixSensingStudy(Study):
     def _shown_k(self, cube) -> int:
         """k = 2r (the reference simulation's k = 4) when in the grid, else the largest k."""
         ks = cube["k"].values
-        return 2 * self.cfg["r"] if 2 * self.cfg["r"] in ks else int(ks.max())
+        return 2 * self.settings["r"] if 2 * self.settings["r"] in ks else int(ks.max())
 
     def _figure_symmetric_tail(self, cube, fits):
         fig, ax = new_panel(width=5.2, height=4.0)
@@ -210,9 +210,9 @@ class MatrixSensingStudy(Study):
         alpha = float(cube["alpha"].values[len(cube["alpha"]) // 2])
         for i, k in enumerate(cube["k"].values):
             err = self._pick(cube, param="sym", k=k, alpha=alpha).values
-            ax.plot(steps[1:], err[1:], color=f"C{i}", label=f"k = {k}" + (" (= r)" if k == self.cfg["r"] else ""))
+            ax.plot(steps[1:], err[1:], color=f"C{i}", label=f"k = {k}" + (" (= r)" if k == self.settings["r"] else ""))
         guide_t = np.array([steps[-1] / 10, steps[-1]])
-        over = [k for k in cube["k"].values if k > self.cfg["r"]]
+        over = [k for k in cube["k"].values if k > self.settings["r"]]
         if over:
             ref = float(self._pick(cube, param="sym", k=over[-1], alpha=alpha).sel(step=steps[-1]))
             ax.plot(guide_t, 3 * ref * (guide_t / guide_t[-1]) ** -2.0, "k--", lw=1, label="∝ T⁻²")
@@ -229,7 +229,7 @@ class MatrixSensingStudy(Study):
             err = self._pick(cube, param="asym", k=k, alpha=alpha)
             ax.plot(steps, err, color=f"C{i}", label=f"α = {alpha:g}")
         ax.set(yscale="log", ylim=(1e-31, 10), xlabel="step t", ylabel="‖F Gᵀ − M*‖²_F",
-               title=f"asymmetric, k = {k} > r = {self.cfg['r']}")
+               title=f"asymmetric, k = {k} > r = {self.settings['r']}")
         ax.legend(fontsize=7)
         return fig
 
@@ -237,7 +237,7 @@ class MatrixSensingStudy(Study):
         fig, ax = new_panel(width=5.2, height=4.0)
         alpha2 = cube["alpha"].values ** 2
         eta = cube["eta"].values[0]
-        for i, k in enumerate([k for k in cube["k"].values if k > self.cfg["r"]]):
+        for i, k in enumerate([k for k in cube["k"].values if k > self.settings["r"]]):
             for param, marker in (("asym", "o"), ("asym_rebalanced", "^")):
                 if param not in fits["param"].values:
                     continue
@@ -275,12 +275,12 @@ class MatrixSensingStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claim_deviations(self, cube) -> str:
-        cfg = self.cfg
+        cfg = self.settings
         return (f"n = {cfg['n']}, r = {cfg['r']}, {cfg['operator']} operator, T = {cfg['steps']}"
                 + (" (population limit: A = identity)" if cfg["operator"] == "population" else ""))
 
     def measure(self, cube, fits) -> dict[str, Measured]:
-        r = self.cfg["r"]
+        r = self.settings["r"]
         over = [k for k in cube["k"].values if k > r]
         has = set(cube["param"].values)
         out = {}

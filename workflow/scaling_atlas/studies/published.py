@@ -265,14 +265,14 @@ class PublishedStudy(NoTrainingStudy):
             self.figures = {k: v for k, v in self.figures.items() if k != "prediction_coverage"}
 
     def variables(self):
-        return {**FIT_VARIABLES, **_in_group("epoch_variants", derived_variables(self.cfg["budgets"]))}
+        return {**FIT_VARIABLES, **_in_group("epoch_variants", derived_variables(self.settings["budgets"]))}
 
     def validate(self) -> list[str]:
         """The mirror folder must be there before any job: the reshaped Porian and Gadre tables
         come only from it, and with ``source: mirror`` every file does."""
         from scaling_atlas.datasets import is_verbatim
 
-        cfg = self.cfg
+        cfg = self.settings
         mirror = cfg["mirror_dir"]
         needed = sorted(name for name in FILES if cfg["source"] == "mirror" or not is_verbatim(name))
         if not needed:
@@ -294,7 +294,7 @@ class PublishedStudy(NoTrainingStudy):
                 "openathena_isoflops"]
 
     def _obtain(self, name: str, cache_dir: Path, log) -> Path:
-        cfg = self.cfg
+        cfg = self.settings
         return obtain(name, cfg["source"], cfg["mirror_dir"], cache_dir, cfg["url_base"], log)
 
     def prepare_dataset(self, name: str, cache_dir: Path, log: Callable[[str], None] = print):
@@ -385,7 +385,7 @@ class PublishedStudy(NoTrainingStudy):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
-        workers = self.cfg["n_jobs"] or n_jobs
+        workers = self.settings["n_jobs"] or n_jobs
         groups = {}
         groups.update(self._fit_epoch(cube["chinchilla"].to_dataset(), workers))
         groups.update(self._fit_porian(cube["porian_optimal"].to_dataset(),
@@ -393,17 +393,17 @@ class PublishedStudy(NoTrainingStudy):
         groups["gadre"] = self._fit_gadre(cube["gadre"].to_dataset())
         groups["mpl"] = self._fit_mpl(cube["mpl"].to_dataset(), workers)
         groups["lr_annealing"] = self._fit_lr_annealing(cube["mpl"].to_dataset())
-        if self.cfg["coverage_resamples"]:
+        if self.settings["coverage_resamples"]:
             groups["prediction_coverage"] = self._prediction_coverage(cube, workers)
         return self.describe(xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()}))
 
     def _epoch_points(self, chinchilla: xr.Dataset, exclude: int | None = None) -> pd.DataFrame:
         df = chinchilla.to_dataframe()
-        exclude = self.cfg["epoch_exclude_highest"] if exclude is None else exclude
+        exclude = self.settings["epoch_exclude_highest"] if exclude is None else exclude
         return df.sort_values("loss", kind="stable").iloc[: len(df) - exclude]
 
     def _fit_epoch(self, chinchilla, n_jobs=None):
-        cfg = self.cfg
+        cfg = self.settings
         budgets = cfg["budgets"]
         points = self._epoch_points(chinchilla)
         excluded = f"the {cfg['epoch_exclude_highest']} highest-loss points (Epoch's rule)"
@@ -519,8 +519,8 @@ class PublishedStudy(NoTrainingStudy):
         the largest model sizes held out, and the top 20 % of compute held out. Open-Athena's
         IsoFLOP compilation adds ml-scalefit's Chinchilla, Epoch's, the (Mis)Fitting, Llama 3
         and Marin families."""
-        return coverage_table(self._coverage_data(cube), self.cfg["coverage_resamples"],
-                              self.cfg["bootstrap_seed"],
+        return coverage_table(self._coverage_data(cube), self.settings["coverage_resamples"],
+                              self.settings["bootstrap_seed"],
                               n_jobs,
                               self.COVERAGE_LEVELS)
 
@@ -573,9 +573,9 @@ class PublishedStudy(NoTrainingStudy):
             used = group.dropna(subset=["n_opt"])
             weights = 1.0 / used["n_star_std_log"] ** 2
             a, k, r2 = weighted_power_law(used["flops"], used["n_opt"], weights)
-            rng = np.random.default_rng(self.cfg["bootstrap_seed"])
+            rng = np.random.default_rng(self.settings["bootstrap_seed"])
             slopes = []
-            for _ in range(self.cfg["porian_budget_resamples"]):
+            for _ in range(self.settings["porian_budget_resamples"]):
                 idx = rng.integers(0, len(used), len(used))
                 if len(set(idx)) > 1:
                     slopes.append(weighted_power_law(used["flops"].iloc[idx], used["n_opt"].iloc[idx],
@@ -599,8 +599,8 @@ class PublishedStudy(NoTrainingStudy):
             "parabola, all points": dict(method="parabola"),
             "parabola, 3 nearest each side": dict(method="parabola", window=3),
             "Akima + seed-noise bootstrap": dict(method="akima",
-                                                 noise_resamples=self.cfg["isoflop_noise_resamples"],
-                                                 noise_sigma=0.002, seed=self.cfg["bootstrap_seed"]),
+                                                 noise_resamples=self.settings["isoflop_noise_resamples"],
+                                                 noise_sigma=0.002, seed=self.settings["bootstrap_seed"]),
         }
         results = {name: fit_isoflop(isoflop_optima(tuned, **kw)) for name, kw in estimators.items()}
         budgets = results["parabola, all points"].optima["flops"].to_numpy()
@@ -614,7 +614,7 @@ class PublishedStudy(NoTrainingStudy):
                        np.stack([r.optima["used"].to_numpy(int) for r in results.values()]))
         iso.attrs.update(setting="/".join(TUNED_RW), seed_noise_sigma=0.002,
                          loss_space=results["parabola, all points"].settings["space"],
-                         noise_resamples=self.cfg["isoflop_noise_resamples"],
+                         noise_resamples=self.settings["isoflop_noise_resamples"],
                          regression="ln N* on ln C over used budgets: OLS for the parabolas, WLS with "
                                     "weights 1/σ²(ln N*) for the seed-noise bootstrap",
                          excluded_points="budgets whose minimum lies on the sampled N range's edge")
@@ -661,7 +661,7 @@ class PublishedStudy(NoTrainingStudy):
         r2 = np.full((2, len(MPL_SIZES), len(MPL_SCHEDULES)), np.nan)
         rel = np.full_like(r2, np.nan)
         params = np.full((2, len(MPL_SIZES), len(names)), np.nan)
-        if self.cfg["mpl_refit"]:
+        if self.settings["mpl_refit"]:
             trains = [df[(df["size_m"] == size) & df["schedule"].isin(MPL_TRAIN)] for size in MPL_SIZES]
             with worker_pool(min(n_jobs or 1, len(MPL_SIZES))) as pool:
                 params[1] = list(pool.map(_refit_mpl, trains))
@@ -685,7 +685,7 @@ class PublishedStudy(NoTrainingStudy):
         ds = ds.assign_coords(is_test=("schedule", [s not in MPL_TRAIN for s in MPL_SCHEDULES]))
         ds.attrs.update(train_schedules=", ".join(MPL_TRAIN), objective="log-Huber δ=1e-3, summed",
                         optimiser=f"L-BFGS-B, options {MPL_OPTIONS or 'scipy defaults'} (authors: AdamW)",
-                        refit=str(self.cfg["mpl_refit"]))
+                        refit=str(self.settings["mpl_refit"]))
         describe_variables(ds, {"size_m": ("model size", "million parameters"),
                     "r2": ("R² of the predicted curve", "1"),
                     "mean_relative_error": ("mean |pred − obs|/obs over the curve", "1")})

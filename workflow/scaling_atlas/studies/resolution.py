@@ -39,12 +39,12 @@ class ResolutionStudy(Study):
 
     # ---- config ------------------------------------------------------------------------------
     def task(self, canvas: int) -> NeedleTask:
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         return NeedleTask(canvas=canvas, glyph=n["glyph"], classes=n["classes"], lit=n["lit"],
                           amplitude=n["amplitude"], patch=n["patch"], glimpse=n["glimpse"])
 
     def validate(self) -> list[str]:
-        n, problems = self.cfg["needle"], []
+        n, problems = self.settings["needle"], []
         for i, canvas in enumerate(n["canvases"]):
             problems += [f"needle.canvases[{i}]: {p}" for p in
                          task_problems(canvas, n["glyph"], n["patch"], n["glimpse"], n["classes"],
@@ -60,7 +60,7 @@ class ResolutionStudy(Study):
                     if canvas in patches and k > patches[canvas]:
                         problems.append(f"needle.{name}: K = {k} is larger than the {patches[canvas]} "
                                         f"patches of a {canvas} px canvas (patch {n['patch']} px)")
-        c = self.cfg["cost_model"]
+        c = self.settings["cost_model"]
         for i, res in enumerate(c["resolutions"]):
             if res % c["patch"]:
                 problems.append(f"cost_model.resolutions[{i}]: {res} px is not a multiple of the "
@@ -72,21 +72,21 @@ class ResolutionStudy(Study):
 
     # ---- grid ----------------------------------------------------------------------------------
     def _points(self) -> set[tuple]:
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         points = {("downsample", canvas, 0) for canvas in n["canvases"]}
         points |= {("select", canvas, n["k_fixed"]) for canvas in n["canvases"]}
         return points | {("select", n["k_canvas"], k) for k in n["ks"]}
 
     def run_count(self) -> int:
-        return len(self._points()) * len(self.cfg["needle"]["seeds"])
+        return len(self._points()) * len(self.settings["needle"]["seeds"])
 
     def runs(self) -> list[Run]:
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         points = self._points()
         common = {key: n[key] for key in ("glyph", "classes", "lit", "amplitude", "patch", "glimpse",
                                           "steps", "batch_size", "lr", "eval_images")}
         return [Run.from_params({"model": model, "canvas": canvas, "k": k, "seed": seed, **common,
-                                 "seed_salt": self.config.get("seed_salt", 0)})
+                                 "seed_salt": self.workflow_config.get("seed_salt", 0)})
                 for model, canvas, k in sorted(points) for seed in n["seeds"]]
 
     def shape_key(self, run: Run) -> Hashable:
@@ -152,7 +152,7 @@ class ResolutionStudy(Study):
     }
 
     def cost_table(self) -> xr.Dataset:
-        c = self.cfg["cost_model"]
+        c = self.settings["cost_model"]
         shape = {"params": c["encoder_params"], "width": c["encoder_width"],
                  "layers": c["encoder_layers"]}
         res = np.array(c["resolutions"])
@@ -177,7 +177,7 @@ class ResolutionStudy(Study):
                               for name in ("model", "canvas", "k", "seed", *names)})
         cube = grid_from_records(table, dims=["model", "canvas", "k", "seed"], scalars=names)
         cube = xr.merge([cube, self.cost_table()])
-        n, c = self.cfg["needle"], self.cfg["cost_model"]
+        n, c = self.settings["needle"], self.settings["cost_model"]
         cube.attrs.update(title=self.title, glyph_px=n["glyph"], classes=n["classes"],
                           chance=1.0 / n["classes"], patch_px=n["patch"], glimpse_px=n["glimpse"],
                           amplitude_sigma=n["amplitude"], eval_images=n["eval_images"],
@@ -189,7 +189,7 @@ class ResolutionStudy(Study):
 
     # ---- fits ----------------------------------------------------------------------------------
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.Dataset:
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         usable, excluded = without_diverged(cube)
         floor = 1.0 / n["eval_images"]  # an error rate of 0 is "below one in eval_images"
         sel = usable.sel(model="select", canvas=n["k_canvas"])
@@ -236,7 +236,7 @@ class ResolutionStudy(Study):
 
     def _figure_accuracy_vs_resolution(self, cube, fits):
         fig, ax = new_panel(width=5.0, height=3.8)
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         for model, k, style in (("downsample", 0, "o-"), ("select", n["k_fixed"], "s-")):
             acc = fits["accuracy_mean"].sel(model=model, k=k)
             half = 1.96 * np.sqrt(acc * (1 - acc) / (n["eval_images"] * len(n["seeds"])))
@@ -253,7 +253,7 @@ class ResolutionStudy(Study):
 
     def _figure_accuracy_vs_cost(self, cube, fits):
         fig, ax = new_panel(width=5.0, height=3.8)
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         sel = cube.sel(model="select", canvas=n["k_canvas"], k=sorted(n["ks"]))
         flops, acc = sel["flops"].mean("seed"), sel["accuracy"].mean("seed")
         ax.plot(flops, acc, "s", color="C1", label=f"select, R = {n['k_canvas']}, K = {sorted(n['ks'])}")
@@ -277,14 +277,14 @@ class ResolutionStudy(Study):
 
     # ---- claims --------------------------------------------------------------------------------
     def claim_deviations(self, cube) -> str:
-        n = self.cfg["needle"]
+        n = self.settings["needle"]
         return (f"toy: a {n['glyph']} px glyph among {n['classes']} in canvases of "
                 f"{min(n['canvases'])}–{max(n['canvases'])} px, glimpse {n['glimpse']} px, patch "
                 f"{n['patch']} px, {n['steps']} steps, {len(n['seeds'])} seed(s); PS3 is CLIP-scale "
                 "pre-training on natural images")
 
     def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
-        n, c = self.cfg["needle"], self.cfg["cost_model"]
+        n, c = self.settings["needle"], self.settings["cost_model"]
         top, largest, ks = max(c["resolutions"]), max(n["canvases"]), sorted(n["ks"])
         return (
             ClaimSpec("token_counts", "global token counts (R/14)² at 378/756/1512/3780 px: largest "
@@ -313,7 +313,7 @@ class ResolutionStudy(Study):
         )
 
     def measure(self, cube, fits) -> dict[str, Measured]:
-        n, c = self.cfg["needle"], self.cfg["cost_model"]
+        n, c = self.settings["needle"], self.settings["cost_model"]
         published = cube["published_tokens"]
         has = np.isfinite(published)
         scales = [r for r in cost.PUBLISHED_TOKENS if r in cube["resolution"].values]

@@ -62,13 +62,13 @@ class RunsStudy(NoTrainingStudy):
     def form(self):
         from scaling_atlas.laws import get_form
 
-        return get_form(self.cfg["law"])
+        return get_form(self.settings["law"])
 
     def _columns(self) -> dict[str, str | None]:
         columns = {"target": "loss", "run": None, "step": None, "group": None, "C": None}
         columns.update({v: v for v in self.form.variables})
-        columns.update(self.cfg["columns"])
-        if "D" in self.form.variables and "D" not in self.cfg["columns"] and columns["C"]:
+        columns.update(self.settings["columns"])
+        if "D" in self.form.variables and "D" not in self.settings["columns"] and columns["C"]:
             columns["D"] = None  # D = C/(6N)
         return columns
 
@@ -77,7 +77,7 @@ class RunsStudy(NoTrainingStudy):
 
         if self._columns()["group"] or not self.form.has_allocation:
             return None
-        return chinchilla_derived(self.cfg["budgets"])
+        return chinchilla_derived(self.settings["budgets"])
 
     def quantity_names(self) -> list[str]:
         """What an expectation may name: the law's parameters, derived quantities and, with
@@ -88,11 +88,11 @@ class RunsStudy(NoTrainingStudy):
             labels = sorted(self._table()[columns["group"]].astype(str).unique())
             from scaling_atlas.laws import GroupedForm
 
-            grouped = GroupedForm(form, labels, self.cfg["shared"])
+            grouped = GroupedForm(form, labels, self.settings["shared"])
             names = list(grouped.natural(np.zeros((1, len(grouped.params)))))
             reference = self._reference(labels)
             names += [f"multiplier[{g}]@{c:.3g}".replace("+", "") for g in labels
-                      if g != reference for c in self.cfg["budgets"]]
+                      if g != reference for c in self.settings["budgets"]]
             return names
         natural = form.natural(np.zeros((1, len(form.params))))
         names = list(natural)
@@ -103,7 +103,7 @@ class RunsStudy(NoTrainingStudy):
         return names
 
     def _reference(self, labels):
-        return self.cfg["reference_group"] if self.cfg["reference_group"] else labels[0]
+        return self.settings["reference_group"] if self.settings["reference_group"] else labels[0]
 
     def validate(self) -> list[str]:
         """The data are read and checked before any job: the file, each mapped column, the
@@ -117,7 +117,7 @@ class RunsStudy(NoTrainingStudy):
             return [f"law: {error}"]
         problems = []
         for variable in form.variables:
-            if variable not in KNOWN and variable not in self.cfg["units"]:
+            if variable not in KNOWN and variable not in self.settings["units"]:
                 problems.append(f"units.{variable}: give the unit of law variable "
                                 f"{variable!r} (e.g. units: {{{variable}: step}})")
         try:
@@ -132,8 +132,8 @@ class RunsStudy(NoTrainingStudy):
             if len(labels) < 2:
                 problems.append(f"columns.group: column {columns['group']!r} has one value "
                                 f"({labels[0]!r}); a grouped fit needs at least 2")
-            elif self.cfg["reference_group"] and self.cfg["reference_group"] not in labels:
-                problems.append(f"reference_group: {self.cfg['reference_group']!r} is not "
+            elif self.settings["reference_group"] and self.settings["reference_group"] not in labels:
+                problems.append(f"reference_group: {self.settings['reference_group']!r} is not "
                                 f"a value of column {columns['group']!r} ({', '.join(labels)})")
         # checked as the fit will see them, under the file's column names
         names = {v: columns.get(v) or v for v in form.variables}
@@ -142,23 +142,23 @@ class RunsStudy(NoTrainingStudy):
         check = table[list(form.variables)].rename(columns=names)
         target = table["__target__"].rename(columns["target"])
         try:
-            LawFit(form, nan_policy=self.cfg["nan_policy"])._prepare(check, target, columns=names)
+            LawFit(form, nan_policy=self.settings["nan_policy"])._prepare(check, target, columns=names)
         except FitDataError as error:
-            problems.append(f"data: {self.cfg['data']}: {error}")
+            problems.append(f"data: {self.settings['data']}: {error}")
         if problems:
             return problems
         names = self.quantity_names()
-        for i, expectation in enumerate(self.cfg["expectations"]):
+        for i, expectation in enumerate(self.settings["expectations"]):
             low, high = expectation["between"]
             if not low < high:
                 problems.append(f"expectations[{i}].between: [{low}, {high}] is empty")
             if expectation["quantity"] not in names:
                 problems.append(f"expectations[{i}].quantity: {expectation['quantity']!r} "
                                 f"is not a quantity of this fit ({', '.join(names)})")
-        ids = [e["id"] for e in self.cfg["expectations"]]
+        ids = [e["id"] for e in self.settings["expectations"]]
         if len(set(ids)) < len(ids):
             problems.append(f"expectations: ids repeat ({', '.join(ids)})")
-        for i, point in enumerate(self.cfg["predict_at"]):
+        for i, point in enumerate(self.settings["predict_at"]):
             allowed = [{"C"}, set(form.variables)] if form.has_allocation else [set(form.variables)]
             if set(point) not in allowed:
                 problems.append(f"predict_at[{i}]: give " + " or ".join(
@@ -173,16 +173,16 @@ class RunsStudy(NoTrainingStudy):
             return self._table_cache
         from scaling_atlas.tables import read_runs
 
-        raw = read_runs(self.cfg["data"], self.cfg["format"])
+        raw = read_runs(self.settings["data"], self.settings["format"])
         columns = self._columns()
         file_columns = ", ".join(map(repr, map(str, raw.columns)))
         for key, column in columns.items():
             if column is not None and column not in raw:
-                raise KeyError(f"{key}: no column {column!r} in {self.cfg['data']} (it has "
+                raise KeyError(f"{key}: no column {column!r} in {self.settings['data']} (it has "
                                f"{file_columns})")
-        if columns["run"] is None and "run" in raw and Path(self.cfg["data"]).is_dir():
+        if columns["run"] is None and "run" in raw and Path(self.settings["data"]).is_dir():
             columns["run"] = "run"
-        if columns["step"] is not None and self.cfg["last_step_only"]:
+        if columns["step"] is not None and self.settings["last_step_only"]:
             if columns["run"] is None:
                 raise KeyError(f"step: a step column ({columns['step']!r}) needs a run column "
                                "(columns.run) to find each run's last step")
@@ -215,27 +215,27 @@ class RunsStudy(NoTrainingStudy):
 
     def dataset_inputs(self, name: str) -> list[str]:
         """The user's file (or folder): a changed file reruns the study."""
-        return [self.cfg["data"]]
+        return [self.settings["data"]]
 
     def prepare_dataset(self, name: str, cache_dir: Path, log: Callable[[str], None] = print):
         if name != "runs":
             raise KeyError(f"study {self.name!r} has no dataset {name!r}")
         table = self._table()
         columns = self._columns()
-        counting = self.cfg["counting"]
+        counting = self.settings["counting"]
         meta = {}
         for variable in [*self.form.variables, "C"]:
             if variable not in table:
                 continue
             long_name, unit = KNOWN.get(variable, (f"law variable {variable}", None))
-            unit = self.cfg["units"].get(variable, unit)
+            unit = self.settings["units"].get(variable, unit)
             source = ("C/(6N)" if variable == "D" and columns["D"] is None else
                       "6·N·D" if variable == "C" and not columns["C"] else
                       f"column {columns.get(variable, variable)!r}")
             meta[variable] = (f"{long_name} ({counting.get(variable, 'as counted in the file')}; "
                               f"{source})", unit)
-        meta["target"] = (f"{self.cfg['target_name']} (column {columns['target']!r})",
-                          self.cfg["units"].get("target", "nat/token"))
+        meta["target"] = (f"{self.settings['target_name']} (column {columns['target']!r})",
+                          self.settings["units"].get("target", "nat/token"))
         meta["source_row"] = ("where the row is in the data (line, or file:line)", "1")
         ds = xr.Dataset(coords={"row": np.arange(len(table))})
         for variable in meta:
@@ -251,9 +251,9 @@ class RunsStudy(NoTrainingStudy):
                 ds[key] = ("row", table[columns[key]].to_numpy(str))
                 meta[key] = (f"{key} label (column {columns[key]!r})", "1")
         meta["row"] = ("run in the table", "1")
-        ds.attrs.update(source=str(self.cfg["data"]), law=self.cfg["law"],
-                        last_step_only=int(bool(columns["step"] and self.cfg["last_step_only"])))
-        log(f"{len(table)} rows from {self.cfg['data']}")
+        ds.attrs.update(source=str(self.settings["data"]), law=self.settings["law"],
+                        last_step_only=int(bool(columns["step"] and self.settings["last_step_only"])))
+        log(f"{len(table)} rows from {self.settings['data']}")
         return describe_variables(ds, meta)
 
     def assemble(self, shard_results, datasets=None) -> xr.Dataset:
@@ -276,7 +276,7 @@ class RunsStudy(NoTrainingStudy):
     def _objective(self):
         from scaling_atlas.laws import Objective
 
-        o = self.cfg["objective"]
+        o = self.settings["objective"]
         return Objective(o["loss"], o["delta"], o["space"], "sum", o["overestimate_weight"])
 
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
@@ -289,7 +289,7 @@ class RunsStudy(NoTrainingStudy):
         )
 
         points = self._points(cube)
-        cfg = self.cfg
+        cfg = self.settings
         bookkeeping = {k: str(v) for k, v in cfg["counting"].items()}
         bookkeeping["source"] = str(cfg["data"])
         n_jobs = cfg["n_jobs"] or n_jobs
@@ -345,7 +345,7 @@ class RunsStudy(NoTrainingStudy):
 
     def _predictions(self, fit) -> xr.Dataset:
         frames = []
-        for point in self.cfg["predict_at"]:
+        for point in self.settings["predict_at"]:
             if set(point) == {"C"}:
                 table = fit.predict_interval(C=[float(point["C"])])
             else:
@@ -354,7 +354,7 @@ class RunsStudy(NoTrainingStudy):
             frames.append(table)
         table = pd.concat(frames, ignore_index=True)
         ds = xr.Dataset(coords={"at": table["at"].to_numpy(str)})
-        unit = self.cfg["units"].get("target", "nat/token")
+        unit = self.settings["units"].get("target", "nat/token")
         meta = {"at": ("where the law is evaluated", "1"),
                 "prediction": ("predicted target at the best fit", unit),
                 "low": ("lower end of the prediction interval (bootstrap + residual scatter)", unit),
@@ -392,8 +392,8 @@ class RunsStudy(NoTrainingStudy):
 
         return fit_figure(observed, predicted, residuals, points[first],
                           x_label=f"{first} (column {self._columns().get(first, first)!r})",
-                          target=self.cfg["target_name"],
-                          title=f"{self.cfg['law']}: {law.attrs['equation']}", space=space)
+                          target=self.settings["target_name"],
+                          title=f"{self.settings['law']}: {law.attrs['equation']}", space=space)
 
     def _figure_frontier(self, cube, fits):
         from scaling_atlas.figures import new_figure
@@ -422,7 +422,7 @@ class RunsStudy(NoTrainingStudy):
                             fmt="s", color="C3", capsize=3,
                             label=f"prediction, {int(round(100 * pred.attrs['level']))} % interval")
         ax.set(xscale="log", yscale="log", xlabel="compute C [FLOP]",
-               ylabel=self.cfg["target_name"], title=f"{self.name}: runs and the fitted frontier")
+               ylabel=self.settings["target_name"], title=f"{self.name}: runs and the fitted frontier")
         ax.legend(fontsize=7)
         return fig
 
@@ -458,7 +458,7 @@ class RunsStudy(NoTrainingStudy):
             ClaimSpec(e["id"], e.get("statement") or f"{e['quantity']} between {low} and {high}",
                       f"between {low:g} and {high:g}", "user expectation", (low + high) / 2,
                       (high - low) / 2)
-            for e in self.cfg["expectations"] for low, high in [e["between"]])
+            for e in self.settings["expectations"] for low, high in [e["between"]])
 
     def measure(self, cube, fits) -> dict[str, Measured]:
         attrs = fits["law"].to_dataset().attrs
@@ -472,9 +472,9 @@ class RunsStudy(NoTrainingStudy):
         )
         values = self._values(fits)
         out = {}
-        for expectation in self.cfg["expectations"]:
+        for expectation in self.settings["expectations"]:
             value, ci_low, ci_high = values.get(expectation["quantity"], (math.nan,) * 3)
             out[expectation["id"]] = Measured(
-                value, f"{expectation['quantity']} of the {self.cfg['law']} fit to {self.cfg['data']}",
+                value, f"{expectation['quantity']} of the {self.settings['law']} fit to {self.settings['data']}",
                 ci=(ci_low, ci_high), premises=premises)
         return out

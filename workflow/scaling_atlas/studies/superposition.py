@@ -85,8 +85,8 @@ class SuperpositionStudy(Study):
     def frequency_profiles(self) -> list[tuple[str, float]]:
         """(dist, α) pairs of the grid; α is NaN for profiles without an exponent."""
         profiles = []
-        for dist in self.cfg["distributions"]:
-            alphas = self.cfg["alphas"] if dist == "power" else [math.nan]
+        for dist in self.settings["distributions"]:
+            alphas = self.settings["alphas"] if dist == "power" else [math.nan]
             profiles += [(dist, float(a)) for a in alphas]
         return profiles
 
@@ -95,11 +95,11 @@ class SuperpositionStudy(Study):
         from scaling_atlas.models import superposition_toy as toy
 
         return toy.feature_probabilities(
-            self.cfg["n"], dist, alpha, density, exp_scale=self.cfg["exp_scale"]
+            self.settings["n"], dist, alpha, density, exp_scale=self.settings["exp_scale"]
         )
 
     def validate(self) -> list[str]:
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         n = cfg["n"]
         too_wide = [m for m in cfg["widths"] if m > n]
         if too_wide:
@@ -137,13 +137,13 @@ class SuperpositionStudy(Study):
 
     # ---- grid ----------------------------------------------------------------------------------
     def learning_rates(self, m: int) -> tuple[float, float]:
-        cfg = self.cfg
+        cfg = self.settings
         if cfg["lr_rule"] == "width_scaled":  # the authors' n = 10240 rule (exp-17)
             return cfg["lr"] * (8.0 / m) ** 0.25, 2.0 / m
         return cfg["lr"], cfg["lr_bias"] if cfg["lr_bias"] is not None else cfg["lr"]
 
     def runs(self) -> list[Run]:
-        cfg = self.cfg
+        cfg = self.settings
         runs = []
         for dist, alpha in self.frequency_profiles():
             for gamma in cfg["gammas"]:
@@ -156,7 +156,7 @@ class SuperpositionStudy(Study):
                                 "alpha": None if math.isnan(alpha) else alpha,
                                 "exp_scale": float(cfg["exp_scale"]) if dist == "exponential" else None,
                                 "gamma": float(gamma), "density": float(density),
-                                "seed": int(seed), "seed_salt": self.config.get("seed_salt", 0),
+                                "seed": int(seed), "seed_salt": self.workflow_config.get("seed_salt", 0),
                                 "batch_size": cfg["batch_size"], "steps": cfg["steps"],
                                 "lr_W": float(lr_W), "lr_b": float(lr_b),
                                 "warmup_fraction": float(cfg["warmup_fraction"]),
@@ -168,7 +168,7 @@ class SuperpositionStudy(Study):
         return runs
 
     def run_count(self) -> int:
-        cfg = self.cfg
+        cfg = self.settings
         return len(self.frequency_profiles()) * math.prod(
             len(cfg[key]) for key in ("gammas", "densities", "widths", "seeds"))
 
@@ -188,7 +188,7 @@ class SuperpositionStudy(Study):
         for group in group_for_device(runs, device, batching):
             results += train_group(
                 group, device, Path(ckpt_dir), self.probabilities, log,
-                checkpoint_every=self.cfg["checkpoint_every"],
+                checkpoint_every=self.settings["checkpoint_every"],
             )
         return results_to_dataset(runs, results, GRID_DIMS)
 
@@ -201,7 +201,7 @@ class SuperpositionStudy(Study):
             arrays={"loss_curve": ("step", steps),
                     "norm_hist": ("norm_bin", shard_results[0]["norm_bin"].to_numpy())},
         )
-        n = self.cfg["n"]
+        n = self.settings["n"]
         cube["loss_eval_per_element"] = cube["loss_eval"] / n
         cube["loss_last_per_element"] = cube["loss_last"] / n
         for name in ("loss_eval", "loss_last", "loss_curve"):
@@ -210,7 +210,7 @@ class SuperpositionStudy(Study):
             "code: mean over samples and features = paper / n")
         cube.attrs.update(
             title=self.title, study=self.name, n_features=n,
-            batch_size=self.cfg["batch_size"], steps=self.cfg["steps"],
+            batch_size=self.settings["batch_size"], steps=self.settings["steps"],
             reference="shared/reference/superposition.md",
         )
         return self.describe(cube)
@@ -219,7 +219,7 @@ class SuperpositionStudy(Study):
     def fit_laws(self, cube: xr.Dataset, n_jobs: int | None = None) -> xr.Dataset:
         """α_m per (dist, α, γ, E): per seed and on the seed-mean loss; log-log and with offset.
         Diverged runs are left out (their cells are NaN; each fit counts its points)."""
-        min_m = self.cfg["fit_min_m"]
+        min_m = self.settings["fit_min_m"]
         cube, diverged = without_diverged(cube)
         parts = []
         for estimate in ("eval", "last"):
@@ -242,13 +242,13 @@ class SuperpositionStudy(Study):
     # ---- claims --------------------------------------------------------------------------------
     def regime_gammas(self, cube: xr.Dataset | None = None) -> tuple[float | None, float | None]:
         """The γ of the strong (most negative) and weak (most positive) regimes, if sampled."""
-        gammas = np.asarray(self.cfg["gammas"] if cube is None else cube["gamma"], dtype=float)
+        gammas = np.asarray(self.settings["gammas"] if cube is None else cube["gamma"], dtype=float)
         strong = float(gammas.min()) if gammas.min() < 0 else None
         weak = float(gammas.max()) if gammas.max() > 0 else None
         return strong, weak
 
     def claim_deviations(self, cube) -> str:
-        cfg, notes = self.cfg, []
+        cfg, notes = self.settings, []
         if cfg["n"] != cfg["paper_n"]:
             notes.append(f"n = {cfg['n']} (paper {cfg['paper_n']})")
         if cfg["steps"] != cfg["paper_steps"]:
@@ -263,7 +263,7 @@ class SuperpositionStudy(Study):
 
     def power_alphas(self) -> list[float]:
         """The data exponents α of the power-law profile, ascending (none without it)."""
-        cfg = self.cfg
+        cfg = self.settings
         return sorted({float(a) for a in cfg["alphas"]}) if "power" in cfg["distributions"] else []
 
     def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
@@ -325,7 +325,7 @@ class SuperpositionStudy(Study):
             out["phi_half_strong"] = Measured(float(phi.min()), "minimum over α, m, seeds")
         if weak is not None and power is not None:
             phi = power.sel(gamma=weak, density=density)["phi_half"]
-            ratio = np.log2(phi * self.cfg["n"] / phi["m"]).to_numpy()
+            ratio = np.log2(phi * self.settings["n"] / phi["m"]).to_numpy()
             out["phi_half_weak"] = Measured(float(np.nanmedian(ratio)), "log2(φ½·n/m), median "
                                             "over α, m, seeds (±1 = within a factor 2)")
         return out
@@ -383,7 +383,7 @@ class SuperpositionStudy(Study):
         power = self._power(cube)
         alphas = [] if power is None else [a for a in power["alpha"].to_numpy() if np.isfinite(a)]
         fig, axes = new_figure(ncols=max(1, len(alphas)), sharey=True, width=3.4)
-        n = self.cfg["n"]
+        n = self.settings["n"]
         colours = _width_colours(cube["m"].to_numpy())
         for ax, alpha in zip(axes[0], alphas):
             for m in cube["m"].to_numpy():

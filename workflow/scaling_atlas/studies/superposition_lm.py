@@ -80,24 +80,24 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
     def tokens_of(self, width: int) -> int:
         """Training tokens of a width: ``tokens_per_parameter`` × N when set (each width in the
         same data regime D/N, issue #17), else the same ``tokens`` for every width."""
-        ratio = self.cfg["tokens_per_parameter"]
+        ratio = self.settings["tokens_per_parameter"]
         if not ratio:
-            return self.cfg["tokens"]
+            return self.settings["tokens"]
         return int(math.ceil(ratio * self.model_size(width)))
 
     def grid(self) -> list[dict]:
         return [{"width": width, "tokens": self.tokens_of(width), "seed": seed}
-                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
+                for width in self.settings["widths"] for seed in self.settings["seeds"]]
 
     def validate(self) -> list[str]:
         problems = super().validate()
-        for i, item in enumerate(self.cfg["hf_checkpoints"]):
+        for i, item in enumerate(self.settings["hf_checkpoints"]):
             if not (Path(item["path"]) / "config.json").exists():
                 problems.append(f"hf_checkpoints[{i}].path: {item['path']} has no config.json "
                                 "(expected a local Hugging Face checkpoint folder)")
-        if len(self.cfg["widths"]) < 4:
+        if len(self.settings["widths"]) < 4:
             problems.append("widths: the width law A/m^α + B needs at least 4 widths")
-        if not problems and self.cfg["regime_checks"]:
+        if not problems and self.settings["regime_checks"]:
             problems = self.regime_problems()
         return problems
 
@@ -105,7 +105,7 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         """Issue #17's rules for a width law that means something (``regime_checks: true``):
         widths spanning ≥ 1.5 decades of N at one fixed depth ≥ 2, each trained to D/N ≥ 100
         in ≥ 1000 steps, with the per-size LR sweep."""
-        cfg, problems = self.cfg, []
+        cfg, problems = self.settings, []
         depth = cfg["family"]["n_layer"]
         if depth < 2:
             problems.append("family.n_layer: 0 lets depth follow the width; the width law is "
@@ -144,8 +144,8 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
         counts = np.bincount(np.asarray(train), minlength=cube.sizes["token"])[: cube.sizes["token"]]
         cube["token_count"] = ("token", counts.astype(float))
         cube.attrs["token_zipf_exponent"] = rank_frequency_exponent(counts)
-        if self.cfg["hf_checkpoints"]:
-            cube = cube.merge(self._external(self.cfg["hf_checkpoints"]))
+        if self.settings["hf_checkpoints"]:
+            cube = cube.merge(self._external(self.settings["hf_checkpoints"]))
         return self.describe(cube)
 
     @staticmethod
@@ -292,10 +292,10 @@ class SuperpositionLMStudy(TransformerFamilyStudy):
     # ---- claims --------------------------------------------------------------------------------
     def claim_deviations(self, cube) -> str:
         m = cube["width"].values
-        data = (f"D = {self.cfg['tokens_per_parameter']:g}·N training tokens per width"
-                if self.cfg["tokens_per_parameter"] else f"{self.cfg['tokens']:,} training tokens each")
+        data = (f"D = {self.settings['tokens_per_parameter']:g}·N training tokens per width"
+                if self.settings["tokens_per_parameter"] else f"{self.settings['tokens']:,} training tokens each")
         return (f"our family: m = {m.min()}–{m.max()}, n = {cube.sizes['token']} tokens, "
-                f"{data}, {self.cfg['corpus']['source']} "
+                f"{data}, {self.settings['corpus']['source']} "
                 "corpus (paper: 27 LLMs, m = 512–8192, n ≈ 50k–150k)")
 
     def shape_exponent(self, cube) -> float:

@@ -51,11 +51,11 @@ class TransformerFamilyStudy(Study):
 
     # ---- model family ------------------------------------------------------------------------
     def model_config(self, width: int, vocab_size: int | None = None) -> TransformerConfig:
-        fam = self.cfg["family"]
+        fam = self.settings["family"]
         n_layer, n_head = family_shape(width, fam["aspect_ratio"], fam["head_dim"])
         n_layer = fam.get("n_layer") or n_layer
         return TransformerConfig(vocab_size=vocab_size or self.vocab_size(), d_model=width,
-                                 n_layer=n_layer, n_head=n_head, seq_len=self.cfg["seq_len"],
+                                 n_layer=n_layer, n_head=n_head, seq_len=self.settings["seq_len"],
                                  positions=fam["positions"], tied_head=fam["tied_head"])
 
     def model_size(self, width: int) -> int:
@@ -72,7 +72,7 @@ class TransformerFamilyStudy(Study):
         return 1.0 - counts["non_embedding"] / counts["total"]
 
     def vocab_size(self) -> int:
-        corpus = self.cfg["corpus"]
+        corpus = self.settings["corpus"]
         if corpus["source"] == "grammar":
             return grammar_spec(corpus).vocab_size
         if corpus["tokenizer"] == "bytes":
@@ -81,22 +81,22 @@ class TransformerFamilyStudy(Study):
 
     def corpus_config(self) -> dict:
         """What the training tokens are made from (hashed into run ids and the corpus rule)."""
-        return self.cfg["corpus"]
+        return self.settings["corpus"]
 
     def validate(self) -> list[str]:
         problems = self.corpus_problems()
         if problems:  # the vocabulary, and so every model's size, depends on the corpus
             return problems
-        fam = self.cfg["family"]
-        sweep = self.cfg["lr_sweep"]
+        fam = self.settings["family"]
+        sweep = self.settings["lr_sweep"]
         if sweep and (len(set(sweep)) < 3 or len(set(sweep)) != len(sweep)):
             problems.append(f"lr_sweep: {sweep} needs at least 3 distinct peak LRs (log-spaced, e.g. "
                             "[0.003, 0.01, 0.03]), or none")
-        if self.cfg["lr_sweep_scope"] == "size" and not sweep:
+        if self.settings["lr_sweep_scope"] == "size" and not sweep:
             problems.append("lr_sweep_scope: size sweeps each width's LR, but lr_sweep is empty "
                             "(give ≥ 3 peak LRs, or use scope point)")
-        if self.cfg["lr_sweep_tokens_per_parameter"] and self.cfg["lr_sweep_scope"] != "size":
-            problems.append(f"lr_sweep_tokens_per_parameter: {self.cfg['lr_sweep_tokens_per_parameter']:g} "
+        if self.settings["lr_sweep_tokens_per_parameter"] and self.settings["lr_sweep_scope"] != "size":
+            problems.append(f"lr_sweep_tokens_per_parameter: {self.settings['lr_sweep_tokens_per_parameter']:g} "
                             "sets the horizon of a per-size sweep; it needs lr_sweep_scope: size")
         if sweep and not self.supports_lr_sweep:
             problems.append(f"lr_sweep: not supported by the {self.kind} study yet (leave it empty)")
@@ -118,13 +118,13 @@ class TransformerFamilyStudy(Study):
         if fam["positions"] == "rotary" and fam["head_dim"] % 2:
             problems.append(f"family.head_dim: rotary positions need an even head dimension, not "
                             f"{fam['head_dim']}")
-        if self.cfg["batch_size"] % self.cfg["grad_accum"]:
-            problems.append(f"grad_accum: batch_size = {self.cfg['batch_size']} is not divisible by "
-                            f"grad_accum = {self.cfg['grad_accum']}")
+        if self.settings["batch_size"] % self.settings["grad_accum"]:
+            problems.append(f"grad_accum: batch_size = {self.settings['batch_size']} is not divisible by "
+                            f"grad_accum = {self.settings['grad_accum']}")
         return problems
 
     def corpus_problems(self) -> list[str]:
-        problems, corpus = [], self.cfg["corpus"]
+        problems, corpus = [], self.settings["corpus"]
         if corpus["source"] == "grammar":
             try:
                 grammar_spec(corpus)
@@ -144,27 +144,27 @@ class TransformerFamilyStudy(Study):
         return problems
 
     def widths(self) -> list[int]:
-        return list(self.cfg["widths"])
+        return list(self.settings["widths"])
 
     # ---- grid ----------------------------------------------------------------------------------
     def grid(self) -> list[dict]:
         """The scientific axes of every run: at least width, tokens and seed (by default every
         width × seed at the study's ``tokens``)."""
-        return [{"width": width, "tokens": self.cfg["tokens"], "seed": seed}
-                for width in self.cfg["widths"] for seed in self.cfg["seeds"]]
+        return [{"width": width, "tokens": self.settings["tokens"], "seed": seed}
+                for width in self.settings["widths"] for seed in self.settings["seeds"]]
 
     def learning_rates(self) -> list[float]:
         """Peak LRs every grid point is trained with: the sweep, or the single ``lr``."""
-        return sorted(self.cfg["lr_sweep"]) or [self.cfg["lr"]]
+        return sorted(self.settings["lr_sweep"]) or [self.settings["lr"]]
 
     @property
     def sweeps_lr(self) -> bool:
-        return bool(self.cfg["lr_sweep"])
+        return bool(self.settings["lr_sweep"])
 
     @property
     def sweeps_per_size(self) -> bool:
         """``lr_sweep_scope: size``: each width's LR is swept once, the choice reused."""
-        return self.sweeps_lr and self.cfg["lr_sweep_scope"] == "size"
+        return self.sweeps_lr and self.settings["lr_sweep_scope"] == "size"
 
     #: a sweep run at a shorter horizon (lr_sweep_tokens_per_parameter) still gets this many
     #: steps, unless the width's shortest grid point itself has fewer
@@ -177,9 +177,9 @@ class TransformerFamilyStudy(Study):
         The sweep point is the width's shortest grid point with the first seed; with
         ``lr_sweep_tokens_per_parameter`` r > 0 its horizon is cut to D = r·N tokens (at least
         ``SWEEP_MIN_STEPS`` steps, never longer than that grid point)."""
-        first_seed = min(self.cfg["seeds"])
-        ratio = self.cfg["lr_sweep_tokens_per_parameter"]
-        per_step = self.cfg["batch_size"] * self.cfg["seq_len"]
+        first_seed = min(self.settings["seeds"])
+        ratio = self.settings["lr_sweep_tokens_per_parameter"]
+        per_step = self.settings["batch_size"] * self.settings["seq_len"]
         plan: dict[int, tuple[dict, bool]] = {}
         for point in self.grid():
             if point["seed"] != first_seed:
@@ -197,8 +197,8 @@ class TransformerFamilyStudy(Study):
 
     def runs(self) -> list[Run]:
         corpus_id = stable_hash(self.corpus_config())[:12]
-        common = {key: self.cfg[key] for key in TRAIN_KEYS}
-        fam = self.cfg["family"]
+        common = {key: self.settings[key] for key in TRAIN_KEYS}
+        fam = self.settings["family"]
 
         def make(point: dict, lr: float | None, **extra) -> Run:
             model = self.model_config(point["width"])
@@ -206,7 +206,7 @@ class TransformerFamilyStudy(Study):
                 **point, "n_layer": model.n_layer, "n_head": model.n_head,
                 "seq_len": model.seq_len, "positions": fam["positions"],
                 "tied_head": fam["tied_head"], "corpus": corpus_id, **common, "lr": lr,
-                "seed_salt": self.config.get("seed_salt", 0), **extra})
+                "seed_salt": self.workflow_config.get("seed_salt", 0), **extra})
 
         if not self.sweeps_per_size:
             return [make(point, lr) for point in self.grid() for lr in self.learning_rates()]
@@ -232,7 +232,7 @@ class TransformerFamilyStudy(Study):
 
     def grid_size(self) -> int:
         """len(grid()), counted without building it."""
-        return len(self.cfg["widths"]) * len(self.cfg["seeds"])
+        return len(self.settings["widths"]) * len(self.settings["seeds"])
 
     # ---- the per-size LR choice (lr_sweep_scope: size) ----------------------------------------
     @property
@@ -300,25 +300,25 @@ class TransformerFamilyStudy(Study):
 
     def tokens_needed(self) -> int:
         """Training tokens of the largest run (what the corpus must hold)."""
-        seq_len, batch = self.cfg["seq_len"], self.cfg["batch_size"]
+        seq_len, batch = self.settings["seq_len"], self.settings["batch_size"]
         return max(math.ceil(run["tokens"] / (batch * seq_len)) * batch * seq_len
                    for run in self.runs())
 
     def corpus_fingerprint(self) -> str:
         return stable_hash({"corpus": self.corpus_config(), "tokens": self.tokens_needed(),
-                            "seq_len": self.cfg["seq_len"]})
+                            "seq_len": self.settings["seq_len"]})
 
     def prepare_corpus(self, out_dir, cache_dir, log) -> dict:
         from scaling_atlas.corpus import prepare_corpus
 
-        cfg = dict(self.cfg["corpus"], seq_len_margin=self.cfg["seq_len"] + 1)
+        cfg = dict(self.settings["corpus"], seq_len_margin=self.settings["seq_len"] + 1)
         return prepare_corpus(cfg, self.tokens_needed(), out_dir, cache_dir, log)
 
     # ---- training ------------------------------------------------------------------------------
     def train_spec(self, run: Run, device: torch.device, lr: float | None = None) -> LMTrainSpec:
         """The run's training settings; ``lr`` gives the peak LR of a tuned run (its planned
         ``lr`` is None: the width's sweep chooses it)."""
-        compile_ = self.cfg["compile"]
+        compile_ = self.settings["compile"]
         keys = {key: run[key] for key in TRAIN_KEYS}
         if keys["lr"] is None:
             if lr is None:
@@ -328,8 +328,8 @@ class TransformerFamilyStudy(Study):
             tokens=run["tokens"], seed=run["seed"] + 1000 * run["seed_salt"],
             allow_repeat=self.corpus_config().get("allow_repeat", False),
             compile=(compile_ == "auto" and device.type == "cuda") or compile_ is True,
-            compile_mode=self.cfg["compile_mode"],
-            checkpoint_every=self.cfg["checkpoint_every"],  # bookkeeping, not part of the run id
+            compile_mode=self.settings["compile_mode"],
+            checkpoint_every=self.settings["checkpoint_every"],  # bookkeeping, not part of the run id
             **keys)
 
     def training_curve_dims(self) -> dict:
@@ -399,12 +399,12 @@ class TransformerFamilyStudy(Study):
             data["peak_lr"] = ("run", [float(peak_lr)])
             data["lr_sweep_run"] = ("run", [float(run.params.get("lr_stage") == "sweep")])
         n = len(hist["step"])
-        points = self.cfg["eval_points"] + 1
+        points = self.settings["eval_points"] + 1
         def pad(values):
             out = np.full(points, np.nan)
             out[:n] = values
             return out
-        batch_tokens = self.cfg["batch_size"] * model_cfg.seq_len
+        batch_tokens = self.settings["batch_size"] * model_cfg.seq_len
         data["curve_step"] = (("run", "point"), [pad(hist["step"])])
         data["curve_tokens"] = (("run", "point"), [pad(hist["step"] * batch_tokens)])
         data["curve_val_loss"] = (("run", "point"), [pad(hist["val_loss"])])
@@ -489,16 +489,16 @@ class TransformerFamilyStudy(Study):
 
     def rule_spectrum_exponent(self) -> float | None:
         """s of the grammar's rule-use spectrum (rank^(−s)); None for real text."""
-        if self.cfg["corpus"]["source"] != "grammar":
+        if self.settings["corpus"]["source"] != "grammar":
             return None
-        return float(grammar_spec(self.cfg["corpus"]).zipf_exponent)
+        return float(grammar_spec(self.settings["corpus"]).zipf_exponent)
 
     def set_by_construction_premise(self, quantity: str) -> Premise:
         """A property the synthetic generator sets is no finding (it holds by construction)."""
-        synthetic = self.cfg["corpus"]["source"] == "grammar"
+        synthetic = self.settings["corpus"]["source"] == "grammar"
         return Premise("not set by construction", not synthetic,
                        f"the grammar generator sets the {quantity}" if synthetic else
-                       f"measured on {self.cfg['corpus']['source']} text")
+                       f"measured on {self.settings['corpus']['source']} text")
 
 
     # ---- cube ----------------------------------------------------------------------------------
@@ -562,17 +562,17 @@ class TransformerFamilyStudy(Study):
         for name, (long_name, units) in {**self.SCALAR_META, **extra_meta}.items():
             if name in cube.variables:
                 cube[name].attrs.update(long_name=long_name, units=units)
-        fam = self.cfg["family"]
+        fam = self.settings["family"]
         corpus_meta = load_corpus(self.corpus_dir)[2] if (self.corpus_dir / "meta.json").exists() else {}
         cube.attrs.update(
-            title=self.title, seq_len=self.cfg["seq_len"], batch_size=self.cfg["batch_size"],
-            lr=self.cfg["lr"], schedule=self.cfg["schedule"],
-            warmup_fraction=self.cfg["warmup_fraction"],
-            final_lr_fraction=self.cfg["final_lr_fraction"],
-            weight_decay=self.cfg["weight_decay"],
+            title=self.title, seq_len=self.settings["seq_len"], batch_size=self.settings["batch_size"],
+            lr=self.settings["lr"], schedule=self.settings["schedule"],
+            warmup_fraction=self.settings["warmup_fraction"],
+            final_lr_fraction=self.settings["final_lr_fraction"],
+            weight_decay=self.settings["weight_decay"],
             family=f"pre-LN decoder, d/L = {fam['aspect_ratio']}, head dim {fam['head_dim']}, "
                    f"{fam['positions']} positions, {'tied' if fam['tied_head'] else 'untied'} head",
-            corpus_source=self.cfg["corpus"]["source"],
+            corpus_source=self.settings["corpus"]["source"],
             corpus_meta=str({k: v for k, v in corpus_meta.items()
                              if not isinstance(v, (dict, list))}),
         )
