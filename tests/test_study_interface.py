@@ -83,6 +83,8 @@ def test_a_claim_without_a_measurement_is_left_out_and_an_undeclared_one_refused
     assert [c.claim_id for c in only] == ["floor"] and only[0].verdict == "not tested"
     with pytest.raises(KeyError, match="slope"):
         score(specs, {"slope": Measured(1.0)}, "ci")
+    with pytest.raises(ValueError, match="declared twice: floor"):
+        score(specs + specs[1:], {}, "ci")
 
 
 def test_figures_come_from_the_declaration():

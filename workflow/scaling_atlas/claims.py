@@ -148,9 +148,14 @@ def score(specs, measured: dict[str, Measured], preset: str, deviations: str = "
     """The claims of ``specs`` that have a measurement, in the order of ``specs``.
 
     A claim without a measurement is left out (the grid does not hold what it needs, e.g. no
-    symmetric runs); a measurement of a claim that ``specs`` does not declare is an error.
+    symmetric runs); a measurement of a claim that ``specs`` does not declare, or an id
+    declared twice, is an error.
     """
-    declared = {spec.claim_id for spec in specs}
+    ids = [spec.claim_id for spec in specs]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"claim ids declared twice: {', '.join(repeated)}")
+    declared = set(ids)
     unknown = sorted(set(measured) - declared)
     if unknown:
         raise KeyError(f"measured claims not declared in CLAIMS: {', '.join(unknown)}")
