@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling_atlas.datasets.schedules import lr_schedule
 from scaling_atlas.laws import (
     LawFit,
     MultiPowerLawForm,
@@ -13,7 +14,6 @@ from scaling_atlas.laws import (
     chinchilla_derived,
     fit_isoflop,
     isoflop_optima,
-    lr_schedule,
     residual_summary,
     weighted_power_law,
 )
