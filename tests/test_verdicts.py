@@ -96,12 +96,13 @@ def test_parameters_at_bound_are_reported():
     assert free.parameters_at_bound() == [] and free.attributes()["parameters_at_bound"] == "none"
 
 
-def test_claim_list_fills_preset_and_deviations():
-    from scaling_atlas.claims import ClaimList
+def test_scored_claims_carry_the_preset_and_the_shared_or_their_own_deviations():
+    from scaling_atlas.claims import ClaimSpec, Measured, score
 
-    out = ClaimList("quick", "our scale")
-    out.add("a", "s", "p", "paper", 1.0, 0.1, 1.05)
-    out.add("b", "s", "p", "paper", 1.0, 0.1, 1.0, "detail", "its own deviation", ci=(0.5, 1.5))
+    specs = (ClaimSpec("a", "s", "p", "paper", 1.0, 0.1),
+             ClaimSpec("b", "s", "p", "paper", 1.0, 0.1, "its own deviation"))
+    out = score(specs, {"a": Measured(1.05), "b": Measured(1.0, "detail", ci=(0.5, 1.5))},
+                "quick", "our scale")
     assert [c.preset for c in out] == ["quick", "quick"]
     assert [c.deviations for c in out] == ["our scale", "its own deviation"]
     assert [c.verdict for c in out] == ["pass", "inconclusive"]

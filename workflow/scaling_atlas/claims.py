@@ -98,24 +98,6 @@ class Claim:
                                                    self.ci_low, self.ci_high, self.premises)
 
 
-class ClaimList(list):
-    """A study's claims: :meth:`add` fills in the preset and the deviations every claim of the
-    study shares (a claim may name its own)."""
-
-    def __init__(self, preset: str, deviations: str = ""):
-        super().__init__()
-        self.preset, self.deviations = preset, deviations
-
-    def add(self, claim_id: str, statement: str, paper_value: str, source: str, target: float,
-            tolerance: float, ours: float, detail: str = "", deviations: str | None = None, *,
-            ci=(math.nan, math.nan), premises=()) -> Claim:
-        claim = Claim(claim_id, statement, paper_value, source, target, tolerance, ours, detail,
-                      self.preset, self.deviations if deviations is None else deviations,
-                      ci_low=ci[0], ci_high=ci[1], premises=premises)
-        self.append(claim)
-        return claim
-
-
 @dataclass(frozen=True)
 class ClaimSpec:
     """A claim as a study declares it (its ``CLAIMS`` table): what the paper says and what we
@@ -144,7 +126,7 @@ class Measured:
     premises: tuple[Premise, ...] = ()
 
 
-def score(specs, measured: dict[str, Measured], preset: str, deviations: str = "") -> ClaimList:
+def score(specs, measured: dict[str, Measured], preset: str, deviations: str = "") -> list[Claim]:
     """The claims of ``specs`` that have a measurement, in the order of ``specs``.
 
     A claim without a measurement is left out (the grid does not hold what it needs, e.g. no
@@ -159,14 +141,11 @@ def score(specs, measured: dict[str, Measured], preset: str, deviations: str = "
     unknown = sorted(set(measured) - declared)
     if unknown:
         raise KeyError(f"measured claims not declared in CLAIMS: {', '.join(unknown)}")
-    out = ClaimList(preset, deviations)
-    for spec in specs:
-        if spec.claim_id in measured:
-            m = measured[spec.claim_id]
-            out.add(spec.claim_id, spec.statement, spec.paper_value, spec.source, spec.target,
-                    spec.tolerance, m.ours, m.detail, spec.deviations, ci=m.ci,
-                    premises=m.premises)
-    return out
+    return [Claim(spec.claim_id, spec.statement, spec.paper_value, spec.source, spec.target,
+                  spec.tolerance, m.ours, m.detail, preset,
+                  deviations if spec.deviations is None else spec.deviations,
+                  ci_low=m.ci[0], ci_high=m.ci[1], premises=m.premises)
+            for spec in specs if (m := measured.get(spec.claim_id)) is not None]
 
 
 def claims_table(claims: list[Claim]) -> pd.DataFrame:

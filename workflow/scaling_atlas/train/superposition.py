@@ -24,10 +24,8 @@ from scaling_atlas.train.device import run_generator
 
 NORM_BINS = torch.linspace(0.0, 2.0, 41, dtype=torch.float64)  # row-norm histogram, width 0.05
 NORM_BIN_CENTRES = (0.5 * (NORM_BINS[1:] + NORM_BINS[:-1])).numpy()
-#: the per-run numbers a finished run reports (besides its loss curve and norm histogram)
-RESULT_SCALARS = ("loss_eval", "loss_last", "loss_last_std", "phi_half", "phi_one",
-                  "mean_sq_overlap", "sq_overlap_var", "mean_sq_overlap_strong",
-                  "sq_overlap_var_strong", "loss_unlearned", "train_seconds", "diverged")
+#: what a finished run reports besides its numbers: its id and its curves
+NOT_SCALARS = ("run_id", "loss_curve", "norm_hist", "curve_steps")
 
 
 def alpha_of(run: Run) -> float:
@@ -143,7 +141,8 @@ def results_to_dataset(runs: list[Run], results: list[dict], grid_dims) -> xr.Da
     coordinates."""
     by_id = {res["run_id"]: res for res in results}
     ordered = [by_id[run.run_id] for run in runs]
-    data = {name: ("run", [float(res[name]) for res in ordered]) for name in RESULT_SCALARS}
+    scalars = [name for name in ordered[0] if name not in NOT_SCALARS]  # every number finish_run reports
+    data = {name: ("run", [float(res[name]) for res in ordered]) for name in scalars}
     data["loss_curve"] = (("run", "step"), np.stack([res["loss_curve"].numpy() for res in ordered]))
     data["norm_hist"] = (("run", "norm_bin"), np.stack([res["norm_hist"].numpy() for res in ordered]))
     coords = {
