@@ -8,6 +8,8 @@ subclassing :class:`Study` (or :class:`TrainingStudy`), registered in
 
 from __future__ import annotations
 
+import itertools
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Hashable
@@ -252,8 +254,6 @@ class TrainingStudy(Study):
     GRID: ClassVar[dict[str, str]] = {}
 
     def grid_points(self) -> list[dict]:
-        import itertools
-
         dims = list(self.GRID)
         return [dict(zip(dims, values))
                 for values in itertools.product(*(self.settings[self.GRID[d]] for d in dims))]
@@ -268,8 +268,6 @@ class TrainingStudy(Study):
         return [Run.from_params({**point, **shared}) for point in self.grid_points()]
 
     def run_count(self) -> int:
-        import math
-
         return math.prod(len(self.settings[key]) for key in self.GRID.values())
 
     def shape_key(self, run: Run) -> Hashable:
