@@ -17,7 +17,7 @@ from scaling_atlas.laws import (
     residual_summary,
     weighted_power_law,
 )
-from scaling_atlas.studies.published import MPL_PUBLISHED, PORIAN_EXPONENTS, PublishedStudy
+from scaling_atlas.studies.published import MPL_PUBLISHED, PORIAN_EXPONENTS
 
 from conftest import REPO
 
@@ -138,11 +138,12 @@ def test_porian_isoflop_estimators_on_tuned_rw():
 
 
 def test_gadre_five_point_protocol_on_redpajama():
-    study = PublishedStudy("published", {"cfg": None}, {})
+    from scaling_atlas.studies.published import gadre
+
     df = pd.read_csv(DATA / "gadre2024_overtraining_models.csv")
     import xarray as xr
 
-    fits = study._fit_gadre(xr.Dataset.from_dataframe(df.reset_index(drop=True)))
+    fits = gadre.fit(xr.Dataset.from_dataframe(df.reset_index(drop=True)))["gadre"]
     rpj = fits.sel(training_data="rpj")
     assert float(rpj["E"]) == pytest.approx(1.8366, rel=1e-3)
     assert float(rpj["a"]) == pytest.approx(166.21, rel=2e-3)
