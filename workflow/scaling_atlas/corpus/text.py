@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling_atlas.corpus.grammar import GrammarSpec
 from scaling_atlas.datasets import DataSourceError, download, sha256_of
 
 END_OF_TEXT = "<|endoftext|>"
@@ -138,3 +139,26 @@ def tokenize(documents: list[str], tokenizer: str, vocab_size: int, save_to: Pat
 
 def checksums(files: list[Path]) -> dict[str, str]:
     return {str(p): sha256_of(p) for p in files}
+
+
+def corpus_problems(corpus: dict) -> list[str]:
+    """What is wrong with a ``corpus`` config section (grammar, text or download), as
+    ``key: problem`` lines; empty if nothing."""
+    problems = []
+    if corpus["source"] == "grammar":
+        try:
+            GrammarSpec(**corpus.get("grammar", {}))
+        except (TypeError, ValueError) as error:
+            problems.append(f"corpus.grammar: {error}")
+    elif corpus["source"] == "text":
+        if not corpus.get("path"):
+            problems.append("corpus.path: source text needs a path (a file or a folder)")
+        else:
+            try:
+                corpus_files(corpus["path"])
+            except CorpusError as error:
+                problems.append(str(error))
+    elif corpus["source"] == "download" and not (corpus.get("url") and corpus.get("sha256")):
+        problems.append("corpus.url / corpus.sha256: a download source needs both, the sha256 "
+                        "pinned (the file is verified before use)")
+    return problems

@@ -19,12 +19,15 @@ import xarray as xr
 
 from scaling_atlas.claims import Premise
 from scaling_atlas.corpus import grammar_spec, load_corpus
-from scaling_atlas.corpus.text import CorpusError, corpus_files
-from scaling_atlas.models.shape import (TransformerConfig, family_shape, flops_per_token,
-                                        parameter_counts)
+from scaling_atlas.corpus.text import corpus_problems
+from scaling_atlas.cubes import grid_from_records
+from scaling_atlas.models.shape import TransformerConfig, family_shape, parameter_counts
 from scaling_atlas.hashing import stable_hash
 from scaling_atlas.runs import Run
+from scaling_atlas.studies import premises
 from scaling_atlas.studies.base import Study
+from scaling_atlas.train import lr_sweep
+from scaling_atlas.train.lm_results import RUN_VARIABLES, history_curves, run_scalars
 from scaling_atlas.train.spec import LMTrainSpec
 
 if TYPE_CHECKING:  # annotations only: planning and analysis need no PyTorch
@@ -38,6 +41,9 @@ TRAIN_KEYS = ("batch_size", "lr", "schedule", "warmup_fraction", "warmup_min_ste
 
 class TransformerFamilyStudy(Study):
     """Base of the studies that train the transformer family on a prepared corpus."""
+
+    #: what every run reports (``train.lm_results``); subclasses add their own variables
+    SCALAR_META = RUN_VARIABLES
 
     has_corpus = True
     finite_results = ("final_val_loss",)
@@ -124,24 +130,7 @@ class TransformerFamilyStudy(Study):
         return problems
 
     def corpus_problems(self) -> list[str]:
-        problems, corpus = [], self.settings["corpus"]
-        if corpus["source"] == "grammar":
-            try:
-                grammar_spec(corpus)
-            except (TypeError, ValueError) as error:
-                problems.append(f"corpus.grammar: {error}")
-        elif corpus["source"] == "text":
-            if not corpus.get("path"):
-                problems.append("corpus.path: source text needs a path (a file or a folder)")
-            else:
-                try:
-                    corpus_files(corpus["path"])
-                except CorpusError as error:
-                    problems.append(str(error))
-        elif corpus["source"] == "download" and not (corpus.get("url") and corpus.get("sha256")):
-            problems.append("corpus.url / corpus.sha256: a download source needs both, the sha256 "
-                            "pinned (the file is verified before use)")
-        return problems
+        return corpus_problems(self.settings["corpus"])
 
     def widths(self) -> list[int]:
         return list(self.settings["widths"])
@@ -252,35 +241,9 @@ class TransformerFamilyStudy(Study):
             return []
         return [str(self.lr_choice_path)]
 
-    SWEEP_COLUMNS = ("width", "lr", "final_val_loss", "diverged", "tokens")
-
-    @classmethod
-    def sweep_table(cls, results: xr.Dataset) -> pd.DataFrame:
-        """The sweep runs' columns that choose_size_lrs reads, from per-run results (one
-        table for the choose_lr job and for the cube's check, so both read the same)."""
-        return pd.DataFrame({name: results[name].values for name in cls.SWEEP_COLUMNS})
-
-    @staticmethod
-    def choose_size_lrs(sweep: pd.DataFrame) -> pd.DataFrame:
-        """One row per width from the sweep's runs (columns width, lr, final_val_loss,
-        diverged): the LR with the lowest final validation loss (a diverged or non-finite run is
-        never chosen), its loss, and whether it is the sweep's smallest or largest value.
-        Raises ValueError naming a width whose every LR diverged."""
-        rows = []
-        for width, group in sweep.groupby("width", sort=True):
-            group = group.sort_values("lr")
-            rates = group["lr"].to_numpy(float)
-            loss = group["final_val_loss"].to_numpy(float)
-            ok = np.isfinite(loss) & (group["diverged"].to_numpy(float) == 0)
-            if not ok.any():
-                raise ValueError(f"width {width}: every LR of the sweep "
-                                 f"({', '.join(f'{r:g}' for r in rates)}) diverged or gave no "
-                                 "finite loss; lower lr_sweep")
-            best = int(np.argmin(np.where(ok, loss, np.inf)))
-            rows.append({"width": int(width), "lr": float(rates[best]),
-                         "final_val_loss": float(loss[best]),
-                         "at_edge": int(best in (0, len(rates) - 1)), "sweep_runs": len(rates)})
-        return pd.DataFrame(rows, columns=["width", "lr", "final_val_loss", "at_edge", "sweep_runs"])
+    sweep_table = staticmethod(lr_sweep.sweep_table)
+    choose_size_lrs = staticmethod(lr_sweep.choose_size_lrs)
+    choose_learning_rates = staticmethod(lr_sweep.choose_learning_rates)
 
     def chosen_lrs(self) -> dict[int, float]:
         """width → peak LR, as the choose_lr job wrote it (lr_choice.tsv)."""
@@ -372,24 +335,8 @@ class TransformerFamilyStudy(Study):
         return xr.concat(results, dim="run")
 
     def _run_dataset(self, run, model_cfg, result, extras, peak_lr: float) -> xr.Dataset:
-        counts = parameter_counts(model_cfg)
-        per_token = flops_per_token(model_cfg)
-        tokens = result["tokens_seen"]
         hist = result["history"]
-        scalars = {
-            "n_params": counts["total"], "n_params_non_embedding": counts["non_embedding"],
-            "n_params_with_head": counts["non_embedding_with_head"],
-            "n_layer": model_cfg.n_layer, "n_head": model_cfg.n_head,
-            "tokens": tokens, "steps": result["steps"], "epochs": result["epochs"],
-            "flops_6n": per_token["6N"] * tokens, "flops_kaplan": per_token["kaplan"] * tokens,
-            "flops_attention": per_token["attention"] * tokens,
-            "flops_hoffmann": per_token["hoffmann"] * tokens,
-            "final_val_loss": result["final_val_loss"],
-            "tokens_per_second": result["tokens_per_second"],
-            "diverged": float(result["status"] == "diverged"),
-            "diverged_at_step": result["diverged_at_step"],
-        }
-        data = {k: ("run", [v]) for k, v in scalars.items()}
+        data = {k: ("run", [v]) for k, v in run_scalars(model_cfg, result).items()}
         for key in self.axes():
             data[key] = ("run", [run[key]])
         # lr as planned (NaN for a tuned run: the manifest plans none); with a per-size sweep
@@ -398,18 +345,10 @@ class TransformerFamilyStudy(Study):
         if self.sweeps_per_size:
             data["peak_lr"] = ("run", [float(peak_lr)])
             data["lr_sweep_run"] = ("run", [float(run.params.get("lr_stage") == "sweep")])
-        n = len(hist["step"])
         points = self.settings["eval_points"] + 1
-        def pad(values):
-            out = np.full(points, np.nan)
-            out[:n] = values
-            return out
         batch_tokens = self.settings["batch_size"] * model_cfg.seq_len
-        data["curve_step"] = (("run", "point"), [pad(hist["step"])])
-        data["curve_tokens"] = (("run", "point"), [pad(hist["step"] * batch_tokens)])
-        data["curve_val_loss"] = (("run", "point"), [pad(hist["val_loss"])])
-        data["curve_train_loss"] = (("run", "point"), [pad(hist["train_loss"])])
-        data["curve_lr"] = (("run", "point"), [pad(hist["lr"])])
+        data.update({name: (("run", "point"), [values])
+                     for name, values in history_curves(hist, points, batch_tokens).items()})
         coords = {"run": [run.run_id], "point": np.arange(points)}
         for name, (dims, extra_coords) in self.training_curve_dims().items():
             values = np.asarray(hist.get(name, []), float)
@@ -427,45 +366,11 @@ class TransformerFamilyStudy(Study):
         """The grid dims of the cube (besides ``point`` and extras)."""
         return ["width", "seed"]
 
-    # ---- premises of the claims ----------------------------------------------------------------
-    #: share of the fitted runs that must end below the bigram level
-    PAST_PLATEAU_SHARE = 0.8
-
-    @classmethod
-    def plateau_premise(cls, cube, losses) -> Premise:
-        """Scaling laws describe models that learn the data's structure: at least 80 % of the
-        fitted runs must end below the bigram level (the validation loss of a bigram model), not
-        on the unigram plateau that every run first sits on."""
-        name = f"past the plateau (≥ {cls.PAST_PLATEAU_SHARE:.0%} of runs below the bigram level)"
-        level = cube.attrs.get("corpus_bigram_cross_entropy_nats")
-        losses = np.asarray(losses, float)
-        losses = losses[np.isfinite(losses)]
-        if level is None or not len(losses):
-            return Premise(name, False, "no bigram level recorded for this corpus" if level is None
-                           else "no finished run")
-        below = int((losses < float(level)).sum())
-        return Premise(name, below >= cls.PAST_PLATEAU_SHARE * len(losses),
-                       f"{below} of {len(losses)} runs below {float(level):.2f} nats/token; "
-                       f"unigram level {float(cube.attrs.get('corpus_unigram_entropy_nats', math.nan)):.2f}")
-
-    @staticmethod
-    def bound_premise(attrs, what: str = "") -> Premise:
-        """No fitted parameter on a bound: there the estimate is the bound's, not the data's."""
-        at = str(attrs.get("parameters_at_bound", "none"))
-        return Premise(f"no fitted parameter at a bound{what}", at == "none",
-                       "" if at == "none" else f"at its bound: {at}")
-
-    # ---- regime rules (regime_checks: true), shared by the family's studies --------------------
-    @staticmethod
-    def ladder_spacing(sizes) -> tuple[float, list[float], bool]:
-        """Mean spacing, the single steps, and whether sorted ``sizes`` (N) form a regime ladder:
-        ≥ 7 sizes spaced ×1.3–1.5 on average, each step within ×1.15–1.75 (widths are discrete
-        and depth changes in steps)."""
-        sizes = sorted(sizes)
-        ratios = [b / a for a, b in zip(sizes, sizes[1:])]
-        spacing = (sizes[-1] / sizes[0]) ** (1 / (len(sizes) - 1)) if len(sizes) > 1 else 0.0
-        ok = len(sizes) >= 7 and 1.3 <= spacing <= 1.5 and all(1.15 <= r <= 1.75 for r in ratios)
-        return spacing, ratios, ok
+    # ---- premises and the regime's rules (scaling_atlas.studies.premises) -----------------------
+    plateau_premise = staticmethod(premises.plateau_premise)
+    bound_premise = staticmethod(premises.bound_premise)
+    lr_premise = staticmethod(premises.lr_premise)
+    ladder_spacing = staticmethod(premises.ladder_spacing)
 
     def sweep_rule_problems(self, what: str = "size") -> list[str]:
         """The regime's LR rule: each size's peak LR from a sweep of ≥ 3 values."""
@@ -473,19 +378,6 @@ class TransformerFamilyStudy(Study):
             return []
         return [f"lr_sweep: empty; each {what}'s peak LR must come from a sweep of ≥ 3 values "
                 "(rule: regime_checks)"]
-
-    @staticmethod
-    def lr_premise(cube) -> Premise:
-        """Scale-dependent hyperparameters must be tuned (Porian et al. 2024): a per-size peak LR
-        from a sweep of ≥ 3 values, none of the chosen ones on the sweep's edge."""
-        name = "per-size peak LR from a sweep (≥ 3 values, the best inside it)"
-        if "lr_sweep" not in cube.coords:
-            return Premise(name, False, "one peak LR for every size (lr_sweep is empty)")
-        edge = cube["lr_at_sweep_edge"].values
-        edge = edge[np.isfinite(edge)]
-        rates = ", ".join(f"{v:g}" for v in cube["lr_sweep"].values)
-        return Premise(name, cube.sizes["lr_sweep"] >= 3 and not edge.any(),
-                       f"sweep {rates}: {int(edge.sum())} of {len(edge)} choices are an edge value")
 
     def rule_spectrum_exponent(self) -> float | None:
         """s of the grammar's rule-use spectrum (rank^(−s)); None for real text."""
@@ -502,40 +394,6 @@ class TransformerFamilyStudy(Study):
 
 
     # ---- cube ----------------------------------------------------------------------------------
-    SCALAR_META = {
-        "n_params": ("parameters N, embeddings included (Hoffmann's N)", "1"),
-        "n_params_non_embedding": ("parameters without embeddings and head (Kaplan's N)", "1"),
-        "n_params_with_head": ("non-embedding parameters plus the V·d unembedding "
-                               "(Porian's last-layer count)", "1"),
-        "n_layer": ("transformer blocks", "1"), "n_head": ("attention heads", "1"),
-        "tokens": ("training tokens D actually seen", "token"),
-        "steps": ("optimiser steps", "1"),
-        "epochs": ("passes over the training split (1: no repetition)", "1"),
-        "flops_6n": ("training compute 6·N·D", "FLOP"),
-        "flops_kaplan": ("training compute 6·N_non-embedding·D", "FLOP"),
-        "flops_attention": ("training compute (6N + 6·T·d·L)·D (Porian's attention count)", "FLOP"),
-        "flops_hoffmann": ("training compute, Hoffmann et al. App. F exact count", "FLOP"),
-        "final_val_loss": ("validation loss at the end of training", "nat/token"),
-        "tokens_per_second": ("training throughput", "token/s"),
-        "diverged": ("1 if the run diverged (non-finite loss; stopped, left out of every fit)", "1"),
-        "diverged_at_step": ("validation step by which the loss was non-finite", "1"),
-        "curve_step": ("optimiser step of the validation point", "1"),
-        "curve_tokens": ("training tokens seen at the validation point", "token"),
-        "curve_val_loss": ("validation loss at log-spaced steps", "nat/token"),
-        "curve_train_loss": ("mean training loss since the previous validation point",
-                             "nat/token"),
-        "curve_lr": ("learning rate at the validation point", "1"),
-        "lr": ("peak learning rate of the run (with lr_sweep: the sweep's best for this point, "
-               "or for this width with lr_sweep_scope: size)", "1"),
-        "lr_sweep": ("peak learning rates of the sweep", "1"),
-        "lr_at_sweep_edge": ("1 if the chosen peak LR is the sweep's smallest or largest", "1"),
-        "sweep_tokens": ("training tokens of the width's LR sweep runs (lr_sweep_scope: size)",
-                         "token"),
-        "sweep_final_val_loss": ("final validation loss of every LR of the sweep", "nat/token"),
-        "sweep_diverged": ("1 if that LR of the sweep diverged", "1"),
-        "point": ("index of the validation point", "1"),
-    }
-
     def cube_from_shards(self, shard_results, extra_meta: dict) -> xr.Dataset:
         combined = xr.concat(shard_results, dim="run")
         sweep = None
@@ -554,12 +412,12 @@ class TransformerFamilyStudy(Study):
             if var.ndim == 2 and var.dims[0] == "run":
                 table[name] = list(var.values)
                 arrays[name] = (var.dims[1], combined[var.dims[1]].values)
-        cube = self._grid(table, dims, scalar_names, arrays)
+        cube = grid_from_records(table, dims=dims, scalars=scalar_names, arrays=arrays)
         if sweep is not None:
             cube = cube.merge(sweep)
         elif self.sweeps_lr:
             cube = self.choose_learning_rates(cube)
-        for name, (long_name, units) in {**self.SCALAR_META, **extra_meta}.items():
+        for name, (long_name, units) in {**RUN_VARIABLES, **extra_meta}.items():
             if name in cube.variables:
                 cube[name].attrs.update(long_name=long_name, units=units)
         fam = self.settings["family"]
@@ -583,60 +441,5 @@ class TransformerFamilyStudy(Study):
         return cube
 
     def _split_size_sweep(self, combined: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
-        """``lr_sweep_scope: size``: the grid's runs (tuned runs, plus the sweep's best run where
-        the sweep point is a grid point) with ``lr`` the peak LR they trained with, and the
-        sweep as variables over (width, lr_sweep). Refuses a tuned run trained with another LR
-        than its sweep chooses (a stale lr_choice.tsv)."""
-        is_sweep = combined["lr_sweep_run"].values == 1.0
-        sweep = combined.isel(run=np.flatnonzero(is_sweep))
-        table = self.sweep_table(sweep)
-        choice = self.choose_size_lrs(table).set_index("width")
-        tuned = combined.isel(run=np.flatnonzero(~is_sweep))
-        for run, width, lr in zip(tuned["run"].values, tuned["width"].values, tuned["peak_lr"].values):
-            if float(lr) != choice.loc[int(width), "lr"]:
-                raise ValueError(
-                    f"run {run} (width {width}) trained with peak LR {lr:g} but its sweep now "
-                    f"chooses {choice.loc[int(width), 'lr']:g}: {self.lr_choice_path} was stale "
-                    "when it trained; delete that run's shard and rerun")
-        plan = self.sweep_plan()
-        reused = [i for i, (width, lr) in enumerate(zip(sweep["width"].values, sweep["lr"].values))
-                  if plan[int(width)][1] and float(lr) == choice.loc[int(width), "lr"]]
-        grid_runs = xr.concat([tuned, sweep.isel(run=reused)], dim="run")
-        grid_runs["lr"] = grid_runs["peak_lr"]
-        rates = self.learning_rates()
-        widths = sorted(choice.index)
-        loss = table.pivot_table(index="width", columns="lr", values="final_val_loss",
-                                 dropna=False).reindex(index=widths, columns=rates)
-        diverged = table.pivot_table(index="width", columns="lr", values="diverged",
-                                     dropna=False).reindex(index=widths, columns=rates)
-        horizon = table.groupby("width")["tokens"].max().reindex(widths)
-        out = xr.Dataset(
-            {"sweep_final_val_loss": (("width", "lr_sweep"), loss.to_numpy(float)),
-             "sweep_diverged": (("width", "lr_sweep"), diverged.to_numpy(float)),
-             "sweep_tokens": ("width", horizon.to_numpy(float)),
-             "lr_at_sweep_edge": ("width", choice.loc[widths, "at_edge"].to_numpy(float))},
-            coords={"width": widths, "lr_sweep": rates})
-        return grid_runs, out
-
-    @staticmethod
-    def choose_learning_rates(cube: xr.Dataset) -> xr.Dataset:
-        """Per grid point, the run of the LR sweep with the lowest final validation loss
-        (Porian et al.: per-size tuned LRs); the sweep's losses stay as ``sweep_*`` variables
-        over ``lr_sweep``, the choice as ``lr`` and ``lr_at_sweep_edge``."""
-        loss = cube["final_val_loss"]
-        best = loss.where(np.isfinite(loss)).fillna(np.inf).argmin("lr")
-        rates = cube["lr"].values
-        tuned = cube.isel(lr=best).reset_coords("lr")
-        ran = loss.notnull().any("lr")
-        tuned["lr"] = tuned["lr"].where(ran)
-        edge = ((best == 0) | (best == len(rates) - 1)).astype(float).where(ran)
-        tuned["lr_at_sweep_edge"] = edge
-        for name in ("final_val_loss", "diverged"):
-            tuned[f"sweep_{name}"] = cube[name].rename(lr="lr_sweep")
-        return tuned.assign_coords(lr_sweep=("lr_sweep", rates))
-
-    @staticmethod
-    def _grid(table, dims, scalars, arrays):
-        from scaling_atlas.cubes import grid_from_records
-
-        return grid_from_records(table, dims=dims, scalars=scalars, arrays=arrays)
+        return lr_sweep.split_size_sweep(combined, self.sweep_plan(), self.learning_rates(),
+                                         self.lr_choice_path)
