@@ -25,14 +25,13 @@ import xarray as xr
 from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.corpus.grammar import quanta_predictions
 from scaling_atlas.cubes import without_diverged
-from scaling_atlas.figures import new_panel
 from scaling_atlas.laws import (LawFit, chinchilla_derived, envelope_optima, fit_isoflop,
-                                isoflop_optima, lr_areas)
+                                isoflop_optima)
 from scaling_atlas.laws.compute_optimal import FRONTIER_VARIABLES, frontier_band, weighted_power_law
 from scaling_atlas.laws.engine import LAWFIT_VARIABLES
 from scaling_atlas.laws.resampling import percentile_interval
+from scaling_atlas.studies.compute_optimal import figures, lr_annealing
 from scaling_atlas.studies.transformer_family import TransformerFamilyStudy
-from scaling_atlas.train.spec import LMTrainSpec, lr_sequence, warmup_steps
 
 BOOKKEEPING = {"N": "all parameters, embeddings included (Hoffmann)", "C": "6·N·D",
                "D": "training tokens seen", "loss": "validation loss at the end of training",
@@ -60,14 +59,7 @@ VARIABLES = {
     # Approach 3: the parametric fit and its frontier
     **LAWFIT_VARIABLES,
     **FRONTIER_VARIABLES,
-    # Tissue et al.'s LR-annealing law per width
-    "lr_annealing/width": ("model width", "1"),
-    "L0": ("loss floor L₀ of L = L₀ + A·S₁^(−α) − C·S₂", "nat/token"),
-    "A": ("coefficient A of the forward-area term A·S₁^(−α)", "nat/token"),
-    "alpha": ("exponent α of the forward LR area S₁", "1"),
-    "C": ("annealing coefficient C of the annealing area S₂", "nat/token"),
-    "heldout_mean_rel_error": ("mean |pred/obs − 1| on the held-out longest horizon", "1"),
-    "fit_rmse": ("RMSE on the fitted curves", "nat/token"),
+    **lr_annealing.VARIABLES,
 }
 
 
@@ -251,17 +243,17 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
         return self.describe(cube)
 
     # ---- fits ----------------------------------------------------------------------------------
-    def _final_points(self, cube) -> pd.DataFrame:
+    def final_points(self, cube) -> pd.DataFrame:
         df = cube[["n_params", "tokens", "final_val_loss", "flops_6n"]].to_dataframe().reset_index()
         return df.dropna(subset=["final_val_loss"]).rename(
             columns={"n_params": "N", "tokens": "D", "final_val_loss": "loss"})
 
     def fit_laws(self, cube, n_jobs: int | None = None) -> xr.DataTree:
         cube, diverged = without_diverged(cube)
-        points = self._final_points(cube)
+        points = self.final_points(cube)
         groups = {"approach1": self._approach1(cube), "approach2": self._approach2(points),
                   "approach3": self._approach3(points, cube, n_jobs),
-                  "lr_annealing": self._lr_annealing(cube)}
+                  "lr_annealing": lr_annealing.fit(cube, self.settings)}
         if self.sweeps_per_size:
             protocol = (f"per-size peak LR: each width's best of the sweep {self.learning_rates()} "
                         "at its smallest budget (seed 0), reused at its other budgets and seeds; "
@@ -364,147 +356,6 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
             ds.attrs["corpus_entropy_rate_nats"] = cube.attrs["corpus_entropy_rate_nats"]
         return ds
 
-    def _schedule_areas(self, steps_total: int, at_steps: np.ndarray, peak_lr: float):
-        """Tissue et al.'s LR areas S₁, S₂ of a run's schedule at ``at_steps``, from its own peak
-        LR (with an LR sweep, each width's chosen one)."""
-        spec = LMTrainSpec(tokens=1, lr=peak_lr, **{k: self.settings[k] for k in (
-            "schedule", "warmup_fraction", "warmup_min_steps", "final_lr_fraction",
-            "decay_fraction")})
-        eta = np.concatenate([[0.0], lr_sequence(steps_total, spec)])  # η[τ]: LR of step τ ≥ 1
-        warmup = warmup_steps(steps_total, spec.warmup_fraction, spec.warmup_min_steps)
-        s1, s2 = lr_areas(eta, warmup=warmup)
-        return s1[at_steps], s2[at_steps]
-
-    def _annealing_points(self, cube, width) -> list[pd.DataFrame]:
-        """Per trained horizon of one width: the validation points from 20 % of the run on (the
-        Tissue law has no term for the initial plateau) with their LR areas S₁, S₂."""
-        curves = []
-        for budget in cube["budget"].values:
-            run = cube.sel(width=width, budget=budget).isel(seed=0)
-            if not np.isfinite(float(run["steps"])):
-                continue
-            step = run["curve_step"].values
-            keep = np.isfinite(step) & (step >= 0.2 * float(run["steps"]))
-            s1, s2 = self._schedule_areas(int(run["steps"]), step[keep].astype(int),
-                                          float(run["lr"]))
-            curves.append(pd.DataFrame({"S1": s1, "S2": s2, "loss": run["curve_val_loss"].values[keep],
-                                        "tokens": run["curve_tokens"].values[keep],
-                                        "horizon": int(run["steps"]), "budget": budget}))
-        return curves
-
-    def _lr_annealing(self, cube) -> xr.Dataset:
-        """Tissue et al.'s law per width, fitted on all horizons but the longest, which it predicts."""
-        rows = []
-        for width in cube["width"].values:
-            curves = self._annealing_points(cube, width)
-            if len(curves) < 2:
-                continue
-            data = pd.concat(curves)
-            longest = data["horizon"].max()
-            train, test = data[data["horizon"] < longest], data[data["horizon"] == longest]
-            if len(train) < 8:  # 4 parameters: too few curve points to say anything
-                continue
-            fit = LawFit("lr_annealing").fit(train, train["loss"])
-            pred = fit.predict(test)
-            rows.append({"width": width, **{k: float(v) for k, v in fit.natural_.items()},
-                         "heldout_mean_rel_error": float(np.mean(np.abs(pred / test["loss"] - 1))),
-                         "fit_rmse": float(np.sqrt(np.mean((fit.predict(train) - train["loss"]) ** 2)))})
-        table = pd.DataFrame(rows)
-        ds = xr.Dataset.from_dataframe(table.set_index("width")) if rows else xr.Dataset()
-        ds.attrs.update(form="lr_annealing: L = L₀ + A·S₁^(−α) − C·S₂ (Tissue et al. 2024)",
-                        decay_factor=0.999, fitted_on="every horizon of the width but the longest",
-                        objective="log-Huber δ = 1e-3, summed; 54-start grid; L-BFGS-B",
-                        points="validation loss at log-spaced steps after 20 % of training (the Tissue law has no term for the initial plateau)")
-        return ds
-
-    # ---- figures -------------------------------------------------------------------------------
-    def _figure_isoflop_curves(self, cube, fits):
-        fig, ax = new_panel(width=5.4, height=4.0)
-        iso = fits["approach2"].to_dataset()
-        loss = cube["final_val_loss"].mean("seed")
-        for i, budget in enumerate(cube["budget"].values):
-            n = cube["n_params"].sel(budget=budget).isel(seed=0).values
-            y = loss.sel(budget=budget).values
-            keep = np.isfinite(y)
-            ax.plot(n[keep], y[keep], "o", color=f"C{i}", label=f"C = {budget:.1e}")
-            if keep.sum() >= 3:
-                coef = np.polyfit(np.log(n[keep]), y[keep], 2)
-                x = np.geomspace(n[keep].min(), n[keep].max(), 50)
-                ax.plot(x, np.polyval(coef, np.log(x)), "-", color=f"C{i}", lw=1)
-            opt = iso.sel(budget=budget)
-            if np.isfinite(float(opt["n_opt"])):
-                ax.plot(float(opt["n_opt"]), float(opt["loss_opt"]), "*", ms=12, color=f"C{i}",
-                        mec="k", alpha=1.0 if bool(opt["used"]) else 0.3)
-        ax.set(xscale="log", xlabel="parameters N", ylabel="final validation loss (nats/token)",
-               title="IsoFLOP profiles (★ minimum; faded: on the edge)")
-        ax.legend(fontsize=7)
-        return fig
-
-    def _figure_frontier(self, cube, fits):
-        fig, ax = new_panel(width=5.4, height=4.0)
-        a3 = fits["approach3"].to_dataset()
-        f = a3["frontier_flops"].values
-        ax.fill_between(f, a3["frontier_n_low"], a3["frontier_n_high"], color="C2", alpha=0.2,
-                        label="Approach 3: 95 % bootstrap band")
-        ax.plot(f, a3["frontier_n_opt"], "C2-", label=f"Approach 3 (a = {a3.attrs['a']:.2f})")
-        a1 = fits["approach1"].to_dataset()
-        ax.plot(a1["envelope_flops"], a1["n_opt"], "C0.", label=f"Approach 1 (a = {a1.attrs['a']:.2f})")
-        a2 = fits["approach2"].to_dataset()
-        used = a2["used"].values.astype(bool)
-        ax.plot(a2["budget"].values[used], a2["n_opt"].values[used], "C1s",
-                label=f"Approach 2 (a = {a2.attrs.get('a', math.nan):.2f})")
-        mid = float(np.sqrt(f[0] * f[-1]))
-        ref = float(np.interp(np.log(mid), np.log(f), a3["frontier_n_opt"].values))
-        ax.plot(f, ref * (f / mid) ** 0.5, "k--", lw=1, label="slope 0.5 (Hoffmann)")
-        ax.set(xscale="log", yscale="log", xlabel="compute C (FLOP)", ylabel="N_opt",
-               title="compute-optimal model size")
-        ax.legend(fontsize=7)
-        return fig
-
-    def _figure_loss_surface(self, cube, fits):
-        fig, ax = new_panel(width=5.4, height=4.2)
-        pts = self._final_points(cube)
-        sc = ax.scatter(pts["N"], pts["D"], c=pts["loss"], cmap="viridis", s=30, edgecolor="k", lw=0.3)
-        fig.colorbar(sc, ax=ax, label="final validation loss")
-        a3 = fits["approach3"].to_dataset()
-        est = dict(zip(a3["parameter"].values, a3["estimate"].values))
-        n = np.geomspace(pts["N"].min() / 2, pts["N"].max() * 2, 80)
-        d = np.geomspace(pts["D"].min() / 2, pts["D"].max() * 2, 80)
-        NN, DD = np.meshgrid(n, d)
-        LL = est["E"] + est["A"] / NN ** est["alpha"] + est["B"] / DD ** est["beta"]
-        cs = ax.contour(NN, DD, LL, levels=8, colors="0.4", linewidths=0.7)
-        ax.clabel(cs, fontsize=6)
-        f = a3["frontier_flops"].values
-        nopt = a3["frontier_n_opt"].values
-        ax.plot(nopt, f / (6 * nopt), "r-", label="compute-optimal frontier (Approach 3)")
-        ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D",
-               title="L(N, D) = E + A/N^α + B/D^β")
-        ax.legend(fontsize=7)
-        return fig
-
-    def _figure_curve_fits(self, cube, fits):
-        fig, ax = new_panel(width=5.4, height=4.0)
-        lr = fits["lr_annealing"].to_dataset()
-        widths = [w for w in cube["width"].values if "width" in lr.coords and w in lr["width"].values]
-        for i, width in enumerate(widths):
-            p = lr.sel(width=width)
-            for budget in cube["budget"].values:  # every observed point, plateau included
-                run = cube.sel(width=width, budget=budget).isel(seed=0)
-                ax.plot(run["curve_tokens"], run["curve_val_loss"], ".", color=f"C{i}", ms=3)
-            curves = self._annealing_points(cube, width)
-            longest = max(c["horizon"].iloc[0] for c in curves)
-            for j, c in enumerate(curves):
-                pred = float(p["L0"]) + float(p["A"]) * c["S1"] ** -float(p["alpha"]) - float(p["C"]) * c["S2"]
-                held = c["horizon"].iloc[0] == longest
-                ax.plot(c["tokens"], pred, "--" if held else "-", color=f"C{i}", lw=1,
-                        label=f"d = {width}" if j == 0 else None)
-        observed = cube["curve_val_loss"].values
-        ax.set(xscale="log", xlabel="training tokens", ylabel="validation loss (nats/token)",
-               ylim=(np.nanmin(observed) - 0.1, np.nanmax(observed) + 0.1),
-               title="loss curves and the LR-annealing law")
-        ax.legend(fontsize=7)
-        return fig
-
     # ---- claims --------------------------------------------------------------------------------
     def claim_deviations(self, cube) -> str:
         budgets = sorted(self.settings["budgets"])
@@ -590,17 +441,4 @@ class ComputeOptimalStudy(TransformerFamilyStudy):
                 premises=(plateau,))
         return out
 
-    FIGURES = {
-        "isoflop_curves": ("IsoFLOP profiles: final validation loss against N for each compute "
-                           "budget, the parabola in ln N per budget and its minimum (Approach 2).",
-                           _figure_isoflop_curves),
-        "frontier": ("Compute-optimal N*(C) by Approach 1 (envelope), 2 (IsoFLOP minima) and 3 "
-                     "(parametric fit, with its 95 % bootstrap band); dashed: slope 0.5 (Hoffmann).",
-                     _figure_frontier),
-        "loss_surface": ("Final loss of every run in the (N, D) plane with the iso-loss contours "
-                         "of the Approach-3 fit and its compute-optimal frontier.", _figure_loss_surface),
-        "curve_fits": ("Validation-loss curves of each width (dots, one curve per horizon) and the "
-                       "LR-annealing law fitted from 20 % of each run on (lines; dashed: the "
-                       "held-out longest horizon). Every run first stalls near the unigram "
-                       "entropy before it learns the grammar's structure.", _figure_curve_fits),
-    }
+    FIGURES = figures.FIGURES
