@@ -30,6 +30,7 @@ import xarray as xr
 
 from scaling_atlas.claims import ClaimSpec, Measured, Premise
 from scaling_atlas.cubes import describe_variables
+from scaling_atlas.studies.runs import figures
 from scaling_atlas.studies.base import NoTrainingStudy
 
 #: long name and unit of the variables the study knows; any other law variable needs its unit
@@ -64,7 +65,7 @@ class RunsStudy(NoTrainingStudy):
 
         return get_form(self.settings["law"])
 
-    def _columns(self) -> dict[str, str | None]:
+    def columns(self) -> dict[str, str | None]:
         columns = {"target": "loss", "run": None, "step": None, "group": None, "C": None}
         columns.update({v: v for v in self.form.variables})
         columns.update(self.settings["columns"])
@@ -75,7 +76,7 @@ class RunsStudy(NoTrainingStudy):
     def _derived(self):
         from scaling_atlas.laws import chinchilla_derived
 
-        if self._columns()["group"] or not self.form.has_allocation:
+        if self.columns()["group"] or not self.form.has_allocation:
             return None
         return chinchilla_derived(self.settings["budgets"])
 
@@ -83,7 +84,7 @@ class RunsStudy(NoTrainingStudy):
         """What an expectation may name: the law's parameters, derived quantities and, with
         groups, the compute multiplier of each group over the reference."""
         form = self.form
-        columns = self._columns()
+        columns = self.columns()
         if columns["group"]:
             labels = sorted(self._table()[columns["group"]].astype(str).unique())
             from scaling_atlas.laws import GroupedForm
@@ -126,7 +127,7 @@ class RunsStudy(NoTrainingStudy):
             return problems + [f"data: {error}"]
         except KeyError as error:
             return problems + [f"columns: {error.args[0]}"]
-        columns = self._columns()
+        columns = self.columns()
         if columns["group"]:
             labels = table[columns["group"]].astype(str).unique()
             if len(labels) < 2:
@@ -174,7 +175,7 @@ class RunsStudy(NoTrainingStudy):
         from scaling_atlas.tables import read_runs
 
         raw = read_runs(self.settings["data"], self.settings["format"])
-        columns = self._columns()
+        columns = self.columns()
         file_columns = ", ".join(map(repr, map(str, raw.columns)))
         for key, column in columns.items():
             if column is not None and column not in raw:
@@ -221,7 +222,7 @@ class RunsStudy(NoTrainingStudy):
         if name != "runs":
             raise KeyError(f"study {self.name!r} has no dataset {name!r}")
         table = self._table()
-        columns = self._columns()
+        columns = self.columns()
         counting = self.settings["counting"]
         meta = {}
         for variable in [*self.form.variables, "C"]:
@@ -262,7 +263,7 @@ class RunsStudy(NoTrainingStudy):
         return datasets["runs"]
 
     # ---- fits ------------------------------------------------------------------------------------
-    def _points(self, cube) -> pd.DataFrame:
+    def points(self, cube) -> pd.DataFrame:
         frame = pd.DataFrame({v: cube[v].values for v in self.form.variables})
         frame["target"] = cube["target"].values
         if "C" in cube:
@@ -288,7 +289,7 @@ class RunsStudy(NoTrainingStudy):
             fit_shared,
         )
 
-        points = self._points(cube)
+        points = self.points(cube)
         cfg = self.settings
         bookkeeping = {k: str(v) for k, v in cfg["counting"].items()}
         bookkeeping["source"] = str(cfg["data"])
@@ -370,62 +371,6 @@ class RunsStudy(NoTrainingStudy):
         ds.attrs.update(level=table.attrs.get("level", 0.95), noise=table.attrs.get("noise", ""))
         return describe_variables(ds, meta)
 
-    # ---- figures ---------------------------------------------------------------------------------
-    def _fit_of(self, fits):
-        from scaling_atlas.laws import LawFit
-
-        return LawFit.from_dataset(fits["law"].to_dataset())
-
-    def _figure_fit(self, cube, fits):
-        law = fits["law"].to_dataset()
-        points = self._points(cube)
-        observed = points["target"].to_numpy(float)
-        residuals = law["residual"].values
-        from scaling_atlas.laws import Objective
-
-        space = str(law.attrs["objective_space"])
-        predicted = Objective(space=space).inverse_transform(
-            Objective(space=space).transform(observed) + residuals) if len(residuals) == len(
-            observed) else observed
-        first = self.form.variables[0]
-        from scaling_atlas.figures.laws import fit_figure
-
-        return fit_figure(observed, predicted, residuals, points[first],
-                          x_label=f"{first} (column {self._columns().get(first, first)!r})",
-                          target=self.settings["target_name"],
-                          title=f"{self.settings['law']}: {law.attrs['equation']}", space=space)
-
-    def _figure_frontier(self, cube, fits):
-        from scaling_atlas.figures import new_figure
-        from scaling_atlas.laws import optimal_allocation
-
-        fit = self._fit_of(fits)
-        points = self._points(cube)
-        fig, axes = new_figure()
-        ax = axes[0][0]
-        scatter = ax.scatter(points["C"], points["target"], c=np.log10(points["N"]), s=14,
-                             cmap="viridis")
-        fig.colorbar(scatter, ax=ax, label="log10 N")
-        p = fit.natural_
-        flops = np.geomspace(points["C"].min() / 3, points["C"].max() * 30, 100)
-        if "predictions" in fits and "C" in fits["predictions"]:
-            flops = np.geomspace(flops[0], max(flops[-1], float(fits["predictions"]["C"].max()) * 3), 100)
-        beta = p.get("beta", p["alpha"])
-        n_opt, d_opt, _ = optimal_allocation(p["A"], p["B"], p["alpha"], beta, flops)
-        frontier = p["E"] + p["A"] / n_opt ** p["alpha"] + p["B"] / d_opt ** beta
-        ax.plot(flops, frontier, color="k", lw=1.2, label="fitted frontier L*(C)")
-        if "predictions" in fits:
-            pred = fits["predictions"].to_dataset()
-            if "C" in pred:
-                ax.errorbar(pred["C"], pred["prediction"],
-                            yerr=[pred["prediction"] - pred["low"], pred["high"] - pred["prediction"]],
-                            fmt="s", color="C3", capsize=3,
-                            label=f"prediction, {int(round(100 * pred.attrs['level']))} % interval")
-        ax.set(xscale="log", yscale="log", xlabel="compute C [FLOP]",
-               ylabel=self.settings["target_name"], title=f"{self.name}: runs and the fitted frontier")
-        ax.legend(fontsize=7)
-        return fig
-
     # ---- claims ----------------------------------------------------------------------------------
     def _values(self, fits) -> dict[str, tuple[float, float, float]]:
         law = fits["law"].to_dataset()
@@ -444,13 +389,7 @@ class RunsStudy(NoTrainingStudy):
                 values[name] = tuple(float(mult[k].values[i]) for k in ("estimate", "ci_low", "ci_high"))
         return values
 
-    FIGURES = {
-        "fit": ("Observed against predicted target (the dashed line is equality) and the "
-                "residuals in the fit's space, for the law fitted to {data}.", _figure_fit),
-        "frontier": ("Each run's target against its compute C (colour: N), the fitted "
-                     "compute-optimal frontier L*(C), and the requested predictions with their "
-                     "intervals (parameter bootstrap + residual scatter).", _figure_frontier),
-    }
+    FIGURES = figures.FIGURES
 
     def claim_specs(self, cube) -> tuple[ClaimSpec, ...]:
         """The user's expectations (settings ``expectations``): a quantity between two values."""
