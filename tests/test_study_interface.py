@@ -169,3 +169,21 @@ def test_the_readme_shows_the_example_study_as_it_is():
     shown = section[section.index("```python\n") + 10: section.index("\n```", section.index("```python"))]
     module = (repo / "workflow/scaling_atlas/studies/example.py").read_text()
     assert shown.strip() == module[module.index("class ExampleStudy"):].strip()
+
+
+def test_every_module_of_the_studies_package_stays_readable():
+    """A study declares data and writes its science; its figures, fits or papers go to modules
+    of their own when it grows (the published study is one module per paper): every file under
+    studies/ stays under 450 lines, and every registered kind's module exists."""
+    from conftest import REPO
+
+    from scaling_atlas.studies import KINDS
+
+    studies = REPO / "workflow" / "scaling_atlas" / "studies"
+    sizes = {str(p.relative_to(studies)): len(p.read_text().splitlines())
+             for p in studies.rglob("*.py")}
+    assert len(sizes) > len(KINDS)
+    too_long = {name: n for name, n in sizes.items() if n >= 450}
+    assert not too_long, too_long
+    for module, _ in KINDS.values():
+        assert (studies / f"{module}.py").exists() or (studies / module / "__init__.py").exists()
