@@ -44,7 +44,7 @@ def study_and_cube():
 
 def test_approach2_recovers_a_half_with_a_ci(study_and_cube):
     study, cube = study_and_cube
-    fit = study._approach2(study._final_points(cube))
+    fit = study._approach2(study.final_points(cube))
     assert int(fit["used"].sum()) == 3
     assert fit.attrs["a"] == pytest.approx(0.5, abs=0.03)
     assert fit.attrs["a_ci_low"] < fit.attrs["a"] < fit.attrs["a_ci_high"]
@@ -53,7 +53,7 @@ def test_approach2_recovers_a_half_with_a_ci(study_and_cube):
 
 def test_approach3_recovers_the_surface(study_and_cube):
     study, cube = study_and_cube
-    fit = study._approach3(study._final_points(cube), cube)
+    fit = study._approach3(study.final_points(cube), cube)
     est = dict(zip(fit["parameter"].values, fit["estimate"].values))
     assert est["E"] == pytest.approx(E, rel=1e-3) and est["alpha"] == pytest.approx(ALPHA, abs=1e-3)
     assert fit.attrs["a"] == pytest.approx(0.5, abs=1e-3)
@@ -69,10 +69,12 @@ def test_approach1_envelope_follows_the_frontier(study_and_cube):
 def test_lr_areas_follow_each_runs_own_peak_lr():
     """Tissue's S₁ (the LR's area) and S₂ (its annealing area) are linear in the peak LR: with
     per-size LRs each run's areas come from its own peak, not the config's single lr."""
-    study = get_study("compute_optimal", validate_config(load_config()))
+    from scaling_atlas.studies.compute_optimal.lr_annealing import schedule_areas
+
+    settings = get_study("compute_optimal", validate_config(load_config())).settings
     at = np.array([300, 700, 1000])
-    s1, s2 = study._schedule_areas(1000, at, 0.01)
-    s1_double, s2_double = study._schedule_areas(1000, at, 0.02)
+    s1, s2 = schedule_areas(settings, 1000, at, 0.01)
+    s1_double, s2_double = schedule_areas(settings, 1000, at, 0.02)
     np.testing.assert_allclose(s1_double, 2 * s1, rtol=1e-12)
     np.testing.assert_allclose(s2_double, 2 * s2, rtol=1e-12)
     assert s1[-1] > s1[0] > 0 and s2[-1] > 0
