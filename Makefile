@@ -7,7 +7,7 @@ PRESET ?=
 CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml,)
 BIN := $(VENV)/bin
 
-.PHONY: install check run report test lint release verify bench clean
+.PHONY: install check run report test lint release verify bench container clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,11 @@ release: check
 RELEASE ?= results/release
 verify: install
 	$(BIN)/python -m scaling_atlas.release rerun $(RELEASE) --cores $(CORES)
+
+# A Dockerfile with every conda env of the workflow and the workflow itself (README "Conda and
+# containers"); needs conda on PATH
+container: install
+	$(BIN)/python tools/containerize.py $(CONFIG_ARGS) > Dockerfile
 
 bench: install
 	$(BIN)/python benchmarks/bench_superposition.py

@@ -9,6 +9,12 @@ min_version("9.27")
 configfile: "config/config.yaml"
 
 
+# the image `make container` writes a Dockerfile for, once pushed (README "Conda and containers")
+if config.get("container"):
+
+    containerized: config["container"]
+
+
 report: "workflow/report/workflow.rst"
 
 

@@ -10,7 +10,7 @@ import pytest
 from scaling_atlas.config import ConfigError, load_schema
 from scaling_atlas.studies import validate_config
 
-from conftest import load_config
+from conftest import REPO, load_config
 
 
 def with_study(config, **changes):
@@ -239,7 +239,6 @@ def test_make_run_checks_the_config_files_first(tmp_path, text, expected):
     import subprocess
     import sys
 
-    from conftest import REPO
 
     (tmp_path / "bad.yaml").write_text(text)
     result = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "config", "check", "--configfile",
@@ -354,3 +353,16 @@ def test_backtest_presets_select_their_families_and_name_bad_ones():
     assert "only_groups: 'rw_original' is not DATASET/GROUP" in text
     assert "datasets: luo_mpl_curves has no D (tokens per step are not in the files)" in text
     assert "procedures: unknown procedure 'chinchila'" in text
+
+
+def test_config_readme_is_the_schema_written_out():
+    """config/README.md (the Snakemake workflow catalog shows it) lists every key of the schema
+    with its default and description: regenerate it with `scaling-atlas config docs`."""
+    from scaling_atlas.config_docs import config_markdown
+    from scaling_atlas.studies import KINDS, load_schema
+
+    text = (REPO / "config" / "README.md").read_text()
+    assert text == config_markdown(load_schema()), "run: scaling-atlas config docs > config/README.md"
+    assert all(f"### kind `{kind}`" in text for kind in KINDS)
+    assert "| `studies` |" not in text and "| `container` | string or null | `null` |" in text
+    assert "| `family.aspect_ratio` |" in text  # nested sections are listed by their dotted key

@@ -12,7 +12,7 @@ import pytest
 
 from scaling_atlas.cubes import missing_attributes, open_cube
 
-from conftest import snakemake
+from conftest import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -354,15 +354,19 @@ def test_bad_config_stops_before_any_job_and_keeps_results(ci_run, bad, message)
 def test_the_analysis_of_torch_free_studies_runs_without_torch(ci_run, ci_config, tmp_path):
     """Refitting, drawing and scoring every training study of the ci run: the process never
     imports PyTorch (what a fit, figure or claims job does; their trainers live in ``train/``
-    and friends and are imported by ``train_shard`` only). The config is validated here, as the
-    Snakefile does before any job, and handed over filled in."""
+    and friends and are imported by ``train_shard`` only), and it refuses every package that
+    envs/analysis.yaml does not hold (with what those need), as a job in that env would. The
+    config is validated here, as the Snakefile does before any job, and handed over filled in."""
     from scaling_atlas.studies import validate_config
     from test_imports import TORCH_FREE_TRAINING_KINDS
 
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(validate_config(ci_config)))
     code = (
-        "import json, sys\n"
+        f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+        "from env_guard import refuse_all_but\n"
+        f"refuse_all_but({str(REPO / 'envs' / 'analysis.yaml')!r})\n"
+        "import json\n"
         "from scaling_atlas.cubes import open_cube\n"
         "from scaling_atlas.studies import get_study\n"
         f"config = json.loads(open({str(config_path)!r}).read())\n"

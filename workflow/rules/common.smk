@@ -1,13 +1,25 @@
 # Validation, the study registry, and input functions. Parsed before any rule: a bad config
 # stops here, before any job starts, with one line per problem.
 import sys
+from pathlib import Path
 
+# the workflow's own package, however Snakemake was installed (a venv, conda, a container)
+sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent))
 from scaling_atlas.config import ConfigError, selected_studies
 from scaling_atlas.hashing import stable_hash
 from scaling_atlas.studies import get_study, validate_config
 
+from scaling_atlas.train.gpu_slots import training_resource_problems
+
+# what a profile or --set-resources gives the training rule (one process, one GPU)
+_train = workflow.resource_settings.overwrite_resources.get("train_shard") or {}
+_resource_problems = training_resource_problems(
+    {key: getattr(_train.get(key), "raw", None) for key in ("gpu", "gres")}
+)
 try:
     _validated = validate_config(config)
+    if _resource_problems:
+        raise ConfigError(_resource_problems)
 except ConfigError as error:
     sys.stderr.write(
         f"\nScaling Atlas: {error}\nNo job was started; fix the config and rerun.\n"
@@ -118,6 +130,13 @@ def train_env(wildcards):
     """Conda env of training jobs: PyTorch's CPU build, or pytorch-gpu when train_env is gpu."""
     suffix = "-gpu" if config["train_env"] == "gpu" else ""
     return f"../../envs/train{suffix}.yaml"
+
+
+def training_gpus(wildcards):
+    """GPUs a training job holds: one with device cuda (auto asks for none: it may run on a CPU
+    cluster). Locally, --resources gpu=K then runs at most K at once, each on its own GPU
+    (scaling_atlas.train.gpu_slots); on SLURM the GPU profiles ask for one in any case."""
+    return 1 if config["device"] == "cuda" else 0
 
 
 def fit_threads(wildcards):

@@ -14,7 +14,7 @@ rule draw_figure:
         "logs/{study}/figures/{figure}.log",
     localrule: True
     conda:
-        "../../envs/figures.yaml"
+        "../../envs/analysis.yaml"
     params:
         caption=figure_caption,
         fingerprint=study_fingerprint,

@@ -62,6 +62,6 @@ rule release:
         "logs/release.log",
     localrule: True
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/release.yaml"
     script:
         "../scripts/release.py"

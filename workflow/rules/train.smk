@@ -15,6 +15,8 @@ rule train_shard:
     conda:
         train_env
     threads: 1
+    resources:
+        gpu=training_gpus,
     params:
         ckpt_dir=checkpoint_dir,
     script:

@@ -434,7 +434,9 @@ def parser() -> argparse.ArgumentParser:
     data.set_defaults(run=cmd_datasets)
     conf = sub.add_parser("config", help="read and validate the workflow's config files, run "
                           "nothing (what make run does before Snakemake)")
-    conf.add_argument("action", choices=["check"])
+    conf.add_argument("action", choices=["check", "docs"],
+                      help="check: validate the files; docs: print every key of the schema "
+                           "as Markdown (config/README.md)")
     conf.add_argument("--configfile", nargs="*", default=[], action="extend",
                       help="config files applied after config/config.yaml, as Snakemake does")
     conf.set_defaults(run=cmd_config)
@@ -443,8 +445,13 @@ def parser() -> argparse.ArgumentParser:
 
 def cmd_config(args) -> int:
     from scaling_atlas.config import ConfigError, read_files
-    from scaling_atlas.studies import validate_config
+    from scaling_atlas.studies import load_schema, validate_config
 
+    if args.action == "docs":
+        from scaling_atlas.config_docs import config_markdown
+
+        sys.stdout.write(config_markdown(load_schema()))
+        return 0
     try:
         config = validate_config(read_files(args.configfile))
     except ConfigError as error:

@@ -1,5 +1,7 @@
 """Adapter: combine a study's shard results into its cube."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 from pathlib import Path
 
 import xarray as xr

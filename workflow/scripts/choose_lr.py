@@ -1,5 +1,7 @@
 """Adapter: each width's peak LR from its sweep shards (lr_sweep_scope: size)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 import pandas as pd
 
 from scaling_atlas.atomic import write_text

@@ -1,5 +1,7 @@
 """Adapter: fit the study's laws to its cube."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 import xarray as xr
 
 from scaling_atlas.atomic import atomic_path

@@ -1,5 +1,7 @@
 """Adapter: write the study's run manifest (one row per run: id, shard, parameters)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 from scaling_atlas.atomic import atomic_path
 from scaling_atlas.workflow_io import logged, study_of
 

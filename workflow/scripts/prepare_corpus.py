@@ -1,5 +1,7 @@
 """Adapter: build the token corpus of a transformer study (arrays + metadata)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 from pathlib import Path
 
 from scaling_atlas.workflow_io import logged, study_of

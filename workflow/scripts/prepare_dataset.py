@@ -1,5 +1,7 @@
 """Adapter: obtain (download or mirror, sha256-verified) and tidy one external dataset."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 from scaling_atlas.cubes import write_netcdf
 from scaling_atlas.workflow_io import job_of, logged, study_of
 

@@ -1,5 +1,7 @@
 """Adapter: build results/release/ (manifest, config, environment, scorecard, report, rule graph as DOT)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 import subprocess
 import sys
 from pathlib import Path

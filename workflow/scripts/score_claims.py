@@ -1,5 +1,7 @@
 """Adapter: score the paper's claims against the cube and fits (CSV + Markdown)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 from scaling_atlas.atomic import atomic_path, write_text
 from scaling_atlas.claims import claims_table, to_markdown
 from scaling_atlas.cubes import open_cube

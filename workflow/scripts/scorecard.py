@@ -1,5 +1,7 @@
 """Adapter: gather every study's claims into one scorecard (CSV and Markdown)."""
 
+import _workflow_package  # noqa: F401 (first: the workflow's own scaling_atlas on sys.path)
+
 import pandas as pd
 
 from scaling_atlas.atomic import atomic_path, write_text
