@@ -31,7 +31,7 @@ test: install
 # and every preset: no findings
 lint: install
 	$(BIN)/ruff check --no-cache workflow tests benchmarks tools
-	$(BIN)/snakefmt --check Snakefile workflow/rules/*.smk
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules/*.smk
 	for preset in "" $(notdir $(basename $(wildcard config/presets/*.yaml))); do \
 		$(BIN)/snakemake --lint $${preset:+--configfile config/presets/$$preset.yaml} > .lint.log 2>&1; \
 		status=$$?; grep -q "Congratulations, your workflow is in a good condition" .lint.log \

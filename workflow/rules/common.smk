@@ -8,7 +8,6 @@ sys.path.insert(0, str(Path(str(workflow.current_basedir)).parent))
 from scaling_atlas.config import ConfigError, selected_studies
 from scaling_atlas.hashing import stable_hash
 from scaling_atlas.studies import get_study, validate_config
-
 from scaling_atlas.train.gpu_slots import training_resource_problems
 
 # what a profile or --set-resources gives the training rule (one process, one GPU)
@@ -133,9 +132,9 @@ def train_env(wildcards):
 
 
 def training_gpus(wildcards):
-    """GPUs a training job holds: one with device cuda (auto asks for none: it may run on a CPU
-    cluster). Locally, --resources gpu=K then runs at most K at once, each on its own GPU
-    (scaling_atlas.train.gpu_slots); on SLURM the GPU profiles ask for one in any case."""
+    """GPUs a training job holds: one with device cuda (auto asks for none: it may run on
+    a CPU cluster). Locally, --resources gpu=K then runs at most K at once, each on its own
+    GPU (train/gpu_slots.py); on SLURM the GPU profiles ask for one in any case."""
     return 1 if config["device"] == "cuda" else 0
 
 
