@@ -68,13 +68,16 @@ def test_how_many_gpus_a_resource_asks_for(value, count):
 def test_a_training_job_asking_for_several_gpus_is_refused_before_any_job(tmp_path):
     assert training_resource_problems({"gpu": 1, "gres": None}) == []
     workdir = workflow_copy(tmp_path / "workflow")
+    (workdir / "toy.yaml").write_text(yaml.safe_dump(  # a small DAG: the check comes first
+        {"only_studies": ["toy"], "studies": {"toy": {"kind": "example"}}}))
     for flag in ("train_shard:gpu=2", "train_shard:gres=gpu:a100:2"):
-        result = snakemake(workdir, "-n", "--set-resources", flag, timeout=120)
+        result = snakemake(workdir, "-n", "--configfile", "toy.yaml", "--set-resources", flag,
+                           timeout=120)
         assert result.returncode == 1, flag
         assert f"set-resources {flag}" in result.stderr and "one GPU" in result.stderr
         assert "No job was started" in result.stderr
-    assert snakemake(workdir, "-n", "--set-resources", "train_shard:gpu=1",
-                     timeout=120).returncode == 0
+    assert snakemake(workdir, "-n", "--configfile", "toy.yaml", "--set-resources",
+                     "train_shard:gpu=1", timeout=120).returncode == 0
 
 
 class _Resources(dict):
