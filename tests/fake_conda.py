@@ -48,9 +48,8 @@ def main(argv: list[str]) -> int:
     elif argv[:1] == ["clean"]:
         pass  # no package cache to clean
     elif argv[:2] == ["env", "create"]:
-        args = dict(a.split(" ", 1) for a in argv if a.startswith("--") and " " in a) | {
-            argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i] in ("--file", "--prefix")}
-        env_file, prefix = Path(args["--file"].strip('"')), Path(args["--prefix"].strip('"'))
+        env_file = Path(argv[argv.index("--file") + 1])
+        prefix = Path(argv[argv.index("--prefix") + 1])
         with open(root / "creates.jsonl", "a") as log:
             log.write(json.dumps({"cwd": os.getcwd(), "file": str(env_file),
                                   "content": env_file.read_text(),

@@ -37,6 +37,10 @@ PAPERS = (chinchilla, porian, gadre, luo, coverage)
 #: the other pinned files feed the scaling-data registry, not this study)
 FILES = (chinchilla.FILE, porian.ISOFLOP_FILE, porian.OPTIMAL_FILE, gadre.FILE,
          coverage.MISFITTING_FILE, coverage.OPENATHENA_FILE, *luo.FILES)
+#: every paper's figures, and their order in the report
+PAPER_FIGURES = {name: spec for paper in PAPERS for name, spec in paper.FIGURES.items()}
+FIGURE_ORDER = ("chinchilla_surface", "isoflop_curves", "frontier", "residuals", "fitting_choices",
+                "prediction_coverage", "mpl_curves")
 #: cube group → how it is prepared from the published files
 DATASETS = {name: prepare for paper in PAPERS for name, prepare in paper.DATASETS.items()}
 
@@ -47,9 +51,7 @@ class PublishedStudy(NoTrainingStudy):
     # one core: its fit is mostly the MPL refit of 3 model sizes, which on 2 workers leaves one
     # idle for the third size; serially, and started first, the other core keeps training
     fit_threads = 1
-    FIGURES = {name: chinchilla.FIGURES[name] for name in ("chinchilla_surface",)} | porian.FIGURES | {
-        name: chinchilla.FIGURES[name] for name in ("frontier", "residuals", "fitting_choices")
-    } | coverage.FIGURES | luo.FIGURES
+    FIGURES = {name: PAPER_FIGURES[name] for name in FIGURE_ORDER}
 
     def __init__(self, name: str, section: dict, config: dict):
         super().__init__(name, section, config)

@@ -25,6 +25,7 @@ from scaling_atlas.laws import (
 from scaling_atlas.laws.compute_optimal import frontier_band
 from scaling_atlas.laws.validation import residual_summary_variables
 from scaling_atlas.studies.published.common import CHINCHILLA_C, LOSS, Obtain, by_row, in_group, table
+from scaling_atlas.studies.published.porian import TUNED_RW
 
 FILE = "chinchilla_besiroglu2024_svg_extracted_data.csv"
 
@@ -214,8 +215,6 @@ def draw_surface(study, cube, fits):
 
 
 def draw_frontier(study, cube, fits):
-    from scaling_atlas.studies.published.porian import TUNED_RW
-
     fit = fits["epoch_huber"].to_dataset()
     flops = fit["frontier_flops"].values
     fig, ax = new_panel(width=5.4, height=4.0)

@@ -91,6 +91,10 @@ def coverage_data(gadre: xr.Dataset) -> dict[str, pd.DataFrame]:
     return data
 
 
+#: no figure of its own: the five-point fits are a table (fits.nc group gadre)
+FIGURES: dict = {}
+
+
 # ---- claims ----------------------------------------------------------------------------------
 #: short name, held-out error of the 1.4B over-trained run and of the 6.9B run [%]
 ERRORS = (("rpj", 0.71, 0.73), ("c4", 1.5, 4.3), ("rw", 0.01, 1.6))
