@@ -15,11 +15,19 @@
 #   eval "$(hpc/local-cluster.sh env)"   point sbatch/squeue/sacct at it (SLURM_CONF)
 #
 # Environment: ATLAS_SLURM_STATE (default /tmp/scaling-atlas-slurm), ATLAS_SLURM_CGROUPS
-# (auto|yes|no), ATLAS_SLURM_DBPORT (MariaDB, default 3316). Partition `debug`, account `ci`.
+# (auto|yes|no), ATLAS_SLURM_DBPORT (MariaDB, default 3316), ATLAS_SLURM_GPUS (default 2).
+# Partition `debug`, account `ci`.
+#
+# Fake GPUs: the node declares ATLAS_SLURM_GPUS generic resources of type gpu, backed by
+# character devices in the state dir (gres.conf, AutoDetect=off). SLURM schedules them as it
+# schedules real ones: `--gpus=1` and `--gres=gpu:1` are accepted, a job holds its GPU until it
+# ends, and the job's environment gets CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS for its own
+# device. No CUDA is behind them: code that looks for a GPU finds none and runs on the CPU.
 set -euo pipefail
 STATE="${ATLAS_SLURM_STATE:-/tmp/scaling-atlas-slurm}"
 CGROUPS="${ATLAS_SLURM_CGROUPS:-auto}"
 DBPORT="${ATLAS_SLURM_DBPORT:-3316}"
+GPUS="${ATLAS_SLURM_GPUS:-2}"
 CLUSTER=ci ACCOUNT=ci PARTITION=debug DBPASS=slurmci
 CONF="$STATE/slurm.conf"
 ETC_CONF=/etc/slurm/slurm.conf
@@ -75,11 +83,29 @@ start_database() {
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
 }
 
+make_fake_gpus() {
+  install -d "$STATE/gpus"
+  for ((i = 0; i < GPUS; i++)); do mknod -m 600 "$STATE/gpus/nvidia$i" c 195 "$i" || return 1; done
+}
+
 write_configs() {
-  local node mem proctrack task acct_gather
+  local node mem proctrack task acct_gather gres
   node=$(slurmd -C | head -1)  # the machine's real CPUs, sockets and memory
   mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
   node=$(sed -e 's/^NodeName=[^ ]*/NodeName=localhost/' -e "s/RealMemory=[0-9]*/RealMemory=$((mem - 1024))/" <<<"$node")
+  gres=""
+  rm -rf "$STATE/gpus" "$STATE/gres.conf"
+  # fake GPUs (see the top of this file): character devices with the NVIDIA driver's major
+  # number (195), as SLURM accepts only devices; without the driver, opening one fails (ENXIO)
+  if (( GPUS > 0 )) && ! make_fake_gpus; then
+    log "cannot make device nodes in $STATE/gpus (no CAP_MKNOD?): the node gets no GPUs"
+    GPUS=0
+  fi
+  if (( GPUS > 0 )); then
+    printf 'AutoDetect=off\nName=gpu File=%s/gpus/nvidia[0-%d]\n' "$STATE" $((GPUS - 1)) >"$STATE/gres.conf"
+    chmod 644 "$STATE/gres.conf"
+    node="$node Gres=gpu:$GPUS" gres="GresTypes=gpu"
+  fi
   if [ "$CGROUPS" = auto ]; then
     if [ -d /sys/fs/cgroup/memory ] && [ -d /sys/fs/cgroup/cpuset ] && [ -d /sys/fs/cgroup/freezer ]; then CGROUPS=yes; else CGROUPS=no; fi
   fi
@@ -111,6 +137,8 @@ JobAcctGatherFrequency=2
 AccountingStoreFlags=job_comment
 $acct_gather
 JobCompType=jobcomp/none
+$gres
+AccountingStorageTRES=gres/gpu
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -149,7 +177,7 @@ DBD
   # slurmctld and slurmdbd run as the slurm user: their pid files, state and logs in $STATE/slurm
   install -d -o slurm -g slurm "$STATE/slurm" "$STATE/slurm/state"
   install -d "$STATE/slurmd"
-  log "slurm.conf: $node; $proctrack; $task"
+  log "slurm.conf: $node; $proctrack; $task; $GPUS fake GPUs"
 }
 
 link_default_config() {
@@ -188,7 +216,7 @@ up() {
   log "up: $(sinfo_line)"
 }
 
-sinfo_line() { SLURM_CONF="$CONF" sinfo -h -o "partition %P, %D node, %c CPUs, %m MB, %T"; }
+sinfo_line() { SLURM_CONF="$CONF" sinfo -h -o "partition %P, %D node, %c CPUs, %m MB, %G, %T"; }
 
 down() {
   if answers; then  # slurmstepd is not a child of slurmd: cancel jobs before stopping daemons

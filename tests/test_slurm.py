@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from scaling_atlas.studies import validate_config
 from scaling_atlas.cubes import open_cube
@@ -55,19 +56,22 @@ def cluster():
         subprocess.run(["timeout", "-k", "10", "120", "bash", str(CLUSTER), "down"], capture_output=True)
 
 
-def on_slurm(workdir, env, *args, seconds=420):
-    """Snakemake through the SLURM executor: the site profile plus the workflow's CPU profile."""
+def on_slurm(workdir, env, *args, seconds=420, profile="slurm-cpu"):
+    """Snakemake through the SLURM executor: the site profile plus a workflow profile (CPU's)."""
     command = ["timeout", "-k", "10", str(seconds), sys.executable, "-m", "snakemake",
-               "--profile", str(SITE), "--workflow-profile", "profiles/slurm-cpu",
+               "--profile", str(SITE), "--workflow-profile", f"profiles/{profile}",
                "--configfile", "config/presets/ci.yaml", *args]
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
 
 
-def sacct(env, since: str) -> pd.DataFrame:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,State,Comment%200"],
+def sacct(env, since: str, columns=("JobID", "State"), steps=False) -> pd.DataFrame:
+    """SLURM's accounting of the jobs since ``since`` (one row per job, or per step), with the
+    job's comment last (the plugin writes the rule and wildcards there)."""
+    fields = ",".join([*columns, "Comment%200"])
+    out = subprocess.run(["sacct", "-n", "-P", *([] if steps else ["-X"]), "-S", since, "-o", fields],
                          capture_output=True, text=True, env=env, check=True).stdout
-    rows = [line.split("|", 2) for line in out.splitlines() if line.strip()]
-    return pd.DataFrame(rows, columns=["job", "state", "comment"])
+    rows = [line.split("|", len(columns)) for line in out.splitlines() if line.strip()]
+    return pd.DataFrame(rows, columns=[*(c.lower() for c in columns), "comment"])
 
 
 def assert_same_results(a: xr.Dataset | xr.DataTree, b: xr.Dataset | xr.DataTree, name: str):
@@ -140,7 +144,7 @@ def test_out_of_memory_is_reported_and_retried_with_more(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("resource, message", [
-    ("train_shard:gpu=1", "Invalid generic resource"),
+    ("train_shard:gres=fpga:1", "Invalid generic resource"),  # a device the site does not have
     ("train_shard:cpus_per_task=64", "More processors requested than permitted"),
     ("train_shard:mem_mb=10000000", "Requested node configuration is not available"),
 ])
@@ -153,3 +157,65 @@ def test_impossible_requests_fail_at_submission(cluster, tmp_path, resource, mes
     assert result.returncode != 0
     assert message in output, output[-3000:]
     assert time.time() - start < 90  # refused at submission, not an endless wait
+
+
+def cluster_gpus(env) -> int:
+    """How many (fake) GPUs the test node declares: hpc/local-cluster.sh gives it 2 by default."""
+    out = subprocess.run(["sinfo", "-h", "-n", "localhost", "-o", "%G"], capture_output=True,
+                         text=True, env=env).stdout.strip()
+    return int(out.split(":")[-1]) if out.startswith("gpu:") else 0
+
+
+def sized_to_the_test_node(profile: str) -> list[str]:
+    """The profile's own train_shard resources as ``--set-resources`` (which replaces the
+    profile's block), with only the sizes cut to the 2-CPU node: its GPU keys (gpu, gres, tasks)
+    are the file's."""
+    spec = yaml.safe_load((REPO / "profiles" / profile / "profile.yaml").read_text())
+    resources = dict(spec["set-resources"]["train_shard"], cpus_per_gpu=1, mem_mb=2000, runtime=10)
+    return [f"train_shard:{key}={value!r}" if isinstance(value, str) else f"train_shard:{key}={value}"
+            for key, value in resources.items()]
+
+
+#: two shards, so that two training jobs can hold a GPU at the same time
+GPU_SHARDS = ("n64-m16-fe3a1d2e", "n64-m16-39880db9")
+
+
+@pytest.mark.parametrize("profile", ["slurm", "slurm-gres"])
+def test_gpu_profiles_give_each_training_job_one_gpu_of_its_own(cluster, ci_run, tmp_path, profile):
+    """The GPU profiles through sbatch on a node with two fake GPUs (gres devices, no CUDA
+    behind them): SLURM grants each training job one GPU, runs the script once, and gives jobs
+    that run at the same time different devices; the training then finds no CUDA, runs on the
+    CPU, and gets the local run's numbers."""
+    if cluster_gpus(cluster) < 2:
+        pytest.skip("the local cluster has no fake GPUs (ATLAS_SLURM_GPUS=0)")
+    workdir = workflow_copy(tmp_path / profile)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    shards = [f"results/superposition/shards/{shard}.nc" for shard in GPU_SHARDS]
+    result = on_slurm(workdir, cluster, "--set-resources", *sized_to_the_test_node(profile),
+                      "--", *shards, profile=profile, seconds=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = sacct(cluster, since, ("JobIDRaw", "JobID", "State", "AllocTRES", "Start", "End"))
+    training = jobs[jobs["comment"].str.contains("rule_train_shard")]
+    assert len(training) == len(shards) and (training["state"] == "COMPLETED").all(), jobs.to_string()
+    assert training["alloctres"].str.contains("gres/gpu=1").all(), training.to_string()
+    # once per job: no step of a training job ran more than one task (tasks: 0, one GPU)
+    steps = sacct(cluster, since, ("JobID", "NTasks"), steps=True)
+    steps = steps[steps["jobid"].str.contains(r"\.\d+$") & (steps["ntasks"] != "")]
+    ours = steps["jobid"].str.split(".").str[0].isin(set(training["jobid"]))
+    assert ours.any() and (steps[ours]["ntasks"].astype(int) <= 1).all(), steps.to_string()
+    # what each job was given, as the shard file records it, against SLURM's record
+    granted = {}
+    for shard, path in zip(GPU_SHARDS, shards):
+        attrs = open_cube(workdir / path).attrs
+        assert attrs["job_cuda_visible_devices"] in {"0", "1"}, attrs
+        assert attrs["job_gpu_hours"] == 0.0  # no CUDA behind the fake devices: trained on CPU
+        job = training[training["jobidraw"] == attrs["job_slurm_job_id"]]  # an array task's own id
+        assert len(job) == 1, (attrs["job_slurm_job_id"], training.to_string())
+        granted[shard] = (attrs["job_cuda_visible_devices"], pd.Timestamp(job["start"].iloc[0]),
+                          pd.Timestamp(job["end"].iloc[0]))
+        timed = ["train_seconds"]  # wall time differs run to run; every result is the local run's
+        xr.testing.assert_equal(open_cube(workdir / path).drop_vars(timed),
+                                open_cube(ci_run / path).drop_vars(timed))
+    (gpu_a, start_a, end_a), (gpu_b, start_b, end_b) = granted.values()
+    if start_a < end_b and start_b < end_a:  # they ran at the same time
+        assert gpu_a != gpu_b, granted
