@@ -14,6 +14,8 @@ from packaging.requirements import Requirement
 #: conda-forge names whose Python distribution has another name
 CONDA_TO_PIP = {"pytorch": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib",
                 "snakemake-minimal": "snakemake"}
+#: what an env file may name that is no Python distribution
+NOT_PIP_PACKAGES = {"python", "pip", "cuda-version"}
 
 
 def env_distributions(env_file: str) -> set[str]:
@@ -23,7 +25,7 @@ def env_distributions(env_file: str) -> set[str]:
         items = dep["pip"] if isinstance(dep, dict) else [dep]
         names += [re.split(r"[=<>\s]", item)[0].lower() for item in items if not item.startswith("-")]
     return requirement_closure([CONDA_TO_PIP.get(n, n) for n in names
-                                if n not in ("python", "pip", "cuda-version")])
+                                if n not in NOT_PIP_PACKAGES])
 
 
 def requirement_closure(names: list[str]) -> set[str]:

@@ -239,7 +239,6 @@ def test_make_run_checks_the_config_files_first(tmp_path, text, expected):
     import subprocess
     import sys
 
-
     (tmp_path / "bad.yaml").write_text(text)
     result = subprocess.run([sys.executable, "-m", "scaling_atlas.cli", "config", "check", "--configfile",
                              str(tmp_path / "bad.yaml")], cwd=REPO, capture_output=True, text=True)

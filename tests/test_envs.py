@@ -9,11 +9,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from env_guard import CONDA_TO_PIP  # conda-forge name → pip distribution
+from env_guard import CONDA_TO_PIP, NOT_PIP_PACKAGES  # conda-forge name → pip distribution
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
-#: conda-forge package name → the pip distribution it provides
-NOT_PIP_PACKAGES = {"python", "pip", "cuda-version"}
 #: packages an env may hold that no module imports at its top: imported by name only when the
 #: job needs them, or by another package (the runtime check is tests/test_workflow.py's
 #: analysis of the ci run, in a process that refuses what analysis.yaml lacks)

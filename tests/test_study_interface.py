@@ -94,6 +94,15 @@ def test_figures_come_from_the_declaration():
         toy().draw_figure("other", None, None)
 
 
+def test_the_published_study_draws_every_one_of_its_papers_figures():
+    """Its figures are its paper modules' own, in the report's order (FIGURE_ORDER): a figure a
+    paper module adds cannot be left out by the order list, nor named twice."""
+    from scaling_atlas.studies import published
+
+    assert sorted(published.FIGURE_ORDER) == sorted(published.PAPER_FIGURES)
+    assert list(published.PublishedStudy.FIGURES) == list(published.FIGURE_ORDER)
+
+
 def test_a_declared_study_leaves_no_variable_undescribed():
     """Every VARIABLES table is complete for what the study writes: checked end to end by the
     workflow tests (missing_attributes); here, that each table has a long name and a unit."""

@@ -1,7 +1,7 @@
 """One GPU per training job on a machine with several (no scheduler to hand them out).
 
 Snakemake bounds how many training jobs run at once (``--resources gpu=K``: rule train_shard
-asks for ``gpu: 1`` when ``device`` is not cpu) but does not say which GPU a job should use, so
+asks for ``gpu: 1`` with ``device: cuda``) but does not say which GPU a job should use, so
 every job would train on GPU 0. Each job therefore claims a slot: the first visible GPU whose
 lock file no other job holds (``fcntl.flock``, released when the job's process ends, even if it
 is killed), and sets ``CUDA_VISIBLE_DEVICES`` to it before CUDA starts. Under SLURM the scheduler
